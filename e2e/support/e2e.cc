@@ -1,0 +1,274 @@
+#include "support/e2e.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace cairn::e2e {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return (v != nullptr && *v != '\0') ? std::string(v) : fallback;
+}
+
+// The child's environment: ours minus ETCD_*/ETCDCTL_*, then `changes` applied.
+std::vector<std::string> child_environment(const env_changes& changes) {
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    std::string name = entry.substr(0, eq);
+    if (name.starts_with("ETCD_") || name.starts_with("ETCDCTL_")) continue;
+    vars[name] = entry.substr(eq + 1);
+  }
+  for (const auto& [name, value] : changes) {
+    if (value) {
+      vars[name] = *value;
+    } else {
+      vars.erase(name);
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& [name, value] : vars) out.push_back(name + "=" + value);
+  return out;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// fork + exec with stdout/stderr sent to the given descriptors. Aborts the test on failure.
+pid_t spawn(const std::vector<std::string>& argv, const env_changes& env, int out_fd, int err_fd) {
+  if (argv.empty()) throw std::invalid_argument("spawn: empty argv");
+  std::vector<std::string> args = argv;
+  std::vector<std::string> envs = child_environment(env);
+  auto c_args = c_strings(args);
+  auto c_envs = c_strings(envs);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    // Own process group, so that killing it takes any grandchildren too.
+    setpgid(0, 0);
+    const int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    execve(c_args[0], c_args.data(), c_envs.data());
+    const std::string msg = "exec " + argv[0] + ": " + std::strerror(errno) + "\n";
+    (void)!write(2, msg.data(), msg.size());
+    _exit(127);
+  }
+  return pid;
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+fs::path etcd_root() {
+  return env_or("CAIRN_TEST_ETCD_ROOT", env_or("HOME", "/root") + "/.cache/cairn/etcd-3.4.23");
+}
+fs::path etcd_binary() { return etcd_root() / "usr/bin/etcd"; }
+fs::path etcdctl_binary() { return etcd_root() / "usr/bin/etcdctl"; }
+fs::path etcd_go_source() { return etcd_root() / "usr/share/gocode/src/go.etcd.io/etcd"; }
+fs::path cairn_binary() {
+  return fs::path(env_or("CAIRN_TEST_BINARY_DIR", ".")) / "server/cmd/cairn";
+}
+fs::path source_dir() { return env_or("CAIRN_TEST_SOURCE_DIR", "."); }
+
+int free_port() {
+  static std::set<int> handed_out;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) throw std::runtime_error("socket failed");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof addr;
+    int port = -1;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    close(fd);
+    // Keep clear of etcd's well-known ports whatever the kernel says.
+    if (port > 0 && port != 2379 && port != 2380 && handed_out.insert(port).second) return port;
+  }
+  throw std::runtime_error("free_port: no free port found");
+}
+
+temp_dir::temp_dir(const std::string& prefix) {
+  std::string pattern = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+run_result run(const std::vector<std::string>& argv, const env_changes& env,
+               std::chrono::milliseconds timeout) {
+  int out_pipe[2];
+  int err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    throw std::runtime_error("pipe failed");
+  }
+  const pid_t pid = spawn(argv, env, out_pipe[1], err_pipe[1]);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+
+  run_result result;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    const int n = poll(fds, 2, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      char buf[65536];
+      const ssize_t got = read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& p : fds) {
+    if (p.fd >= 0) close(p.fd);
+  }
+  if (timed_out) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  result.exit_code = timed_out ? -1 : decode_status(status);
+  return result;
+}
+
+process::process(const std::vector<std::string>& argv, const fs::path& log_path,
+                 const env_changes& env)
+    : log_path_(log_path) {
+  const int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("open log " + log_path.string());
+  pid_ = spawn(argv, env, fd, fd);
+  close(fd);
+}
+
+process::~process() { kill_now(); }
+
+void process::kill_now() {
+  if (pid_ <= 0) return;
+  kill(-pid_, SIGKILL);
+  kill(pid_, SIGKILL);
+  int status = 0;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+std::optional<int> process::exited() {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    pid_ = -1;
+    return decode_status(status);
+  }
+  return std::nullopt;
+}
+
+bool process::wait_for_port(int port, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (exited()) return false;
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+std::string process::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+etcd_server::etcd_server(const std::vector<std::string>& extra_flags)
+    : dir_("cairn-etcd"), client_port_(free_port()), peer_port_(free_port()) {
+  const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  std::vector<std::string> argv = {
+      etcd_binary().string(),
+      "--name=e2e",
+      "--data-dir=" + (dir_.path() / "data").string(),
+      "--listen-client-urls=" + client,
+      "--advertise-client-urls=" + client,
+      "--listen-peer-urls=" + peer,
+      "--initial-advertise-peer-urls=" + peer,
+      "--initial-cluster=e2e=" + peer,
+  };
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  proc_.emplace(argv, dir_.path() / "etcd.log");
+  if (!proc_->wait_for_port(client_port_)) {
+    throw std::runtime_error("etcd did not start; log:\n" + proc_->log());
+  }
+}
+
+std::string etcd_server::endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
+
+}  // namespace cairn::e2e

@@ -1,0 +1,101 @@
+// Test support for tests that drive real binaries: Cairn's own, and the real etcd 3.4.23 and
+// etcdctl that scripts/install-deps.sh unpacks (never installs) for comparison.
+//
+// Every process started here listens on 127.0.0.1 only, on a port picked free, and is killed by
+// PID when its `process` object is destroyed. Not thread-safe: one test thread uses one object.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace cairn::e2e {
+
+// Where the real etcd was unpacked: $CAIRN_TEST_ETCD_ROOT, else ~/.cache/cairn/etcd-3.4.23.
+std::filesystem::path etcd_root();
+std::filesystem::path etcd_binary();     // <root>/usr/bin/etcd
+std::filesystem::path etcdctl_binary();  // <root>/usr/bin/etcdctl
+// etcd's .proto sources from golang-etcd-server-dev: <root>/usr/share/gocode/src/go.etcd.io/etcd
+std::filesystem::path etcd_go_source();
+// The `cairn` binary of this build tree ($CAIRN_TEST_BINARY_DIR/server/cmd/cairn).
+std::filesystem::path cairn_binary();
+// The source tree ($CAIRN_TEST_SOURCE_DIR, set by cairn_test for every test).
+std::filesystem::path source_dir();
+
+// A TCP port on 127.0.0.1 that was free a moment ago. Ports handed out by this process are
+// never handed out twice, so two servers in one test do not collide with each other.
+int free_port();
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class temp_dir {
+ public:
+  explicit temp_dir(const std::string& prefix = "cairn-test");
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Environment changes for a child: a value sets the variable, nullopt removes it. The child
+// otherwise inherits the test's environment minus every ETCD_* and ETCDCTL_* variable, so that
+// a developer's shell never leaks into a test.
+using env_changes = std::map<std::string, std::optional<std::string>>;
+
+struct run_result {
+  int exit_code = -1;  // the exit status, or 128 + signal; -1 if it timed out (and was killed)
+  std::string out;
+  std::string err;
+};
+
+// Runs a command to completion (killed after `timeout`), capturing stdout and stderr.
+run_result run(const std::vector<std::string>& argv, const env_changes& env = {},
+               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+// A long-running child (a server). Its stdout and stderr go to `log_path`.
+class process {
+ public:
+  process(const std::vector<std::string>& argv, const std::filesystem::path& log_path,
+          const env_changes& env = {});
+  ~process();  // SIGKILL by PID, then reap
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // True once 127.0.0.1:port accepts a TCP connection; false after `timeout`, or as soon as
+  // the child has exited.
+  bool wait_for_port(int port, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // Exit status if the child has exited (reaping it), else nullopt.
+  std::optional<int> exited();
+  void kill_now();
+  // The child's log so far, for failure messages.
+  std::string log() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::filesystem::path log_path_;
+};
+
+// A single-member real etcd 3.4.23 on free loopback ports, in a temp data dir.
+class etcd_server {
+ public:
+  explicit etcd_server(const std::vector<std::string>& extra_flags = {});
+  int client_port() const { return client_port_; }
+  std::string endpoint() const;  // "127.0.0.1:<client port>"
+  process& proc() { return *proc_; }
+
+ private:
+  temp_dir dir_;
+  int client_port_;
+  int peer_port_;
+  std::optional<process> proc_;
+};
+
+}  // namespace cairn::e2e
