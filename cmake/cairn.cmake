@@ -62,3 +62,32 @@ function(cairn_benchmark name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} benchmark::benchmark)
   cairn_warnings(${name})
 endfunction()
+
+# cairn_fuzz_target(<name> SOURCES ... [DEPS ...] CORPUS <dir>)
+#   A libFuzzer target: SOURCES define `extern "C" int LLVMFuzzerTestOneInput(const uint8_t*,
+#   size_t)`. With -DCAIRN_FUZZ=ON (the `fuzz` preset, clang-14) it is a libFuzzer binary
+#   `<name>` (run it with the corpus dir as argument); the custom target `fuzzers` builds them
+#   all. Otherwise it is a `unit` test `<name>_replay` that feeds every file of CORPUS to the
+#   entry point, so the corpus keeps passing in every build.
+if(CAIRN_FUZZ AND NOT TARGET fuzzers)
+  add_custom_target(fuzzers)
+endif()
+function(cairn_fuzz_target name)
+  cmake_parse_arguments(ARG "" "CORPUS" "SOURCES;DEPS" ${ARGN})
+  if(CAIRN_FUZZ)
+    add_executable(${name} ${ARG_SOURCES})
+    target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/server)
+    target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+    target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(${name} PRIVATE -fsanitize=fuzzer)
+    cairn_warnings(${name})
+    add_dependencies(fuzzers ${name})
+  else()
+    add_executable(${name}_replay ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/server/base/fuzz_replay_main.cc)
+    target_include_directories(${name}_replay PRIVATE ${PROJECT_SOURCE_DIR}/server)
+    target_link_libraries(${name}_replay PRIVATE ${ARG_DEPS})
+    cairn_warnings(${name}_replay)
+    add_test(NAME ${name}_replay COMMAND ${name}_replay ${ARG_CORPUS})
+    set_tests_properties(${name}_replay PROPERTIES LABELS unit TIMEOUT ${CAIRN_TIMEOUT_unit})
+  endif()
+endfunction()
