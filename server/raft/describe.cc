@@ -9,26 +9,46 @@ namespace cairn::raft {
 
 std::string_view message_type_name(raftpb::MessageType t) {
   switch (t) {
-    case raftpb::MSG_HUP: return "hup";
-    case raftpb::MSG_BEAT: return "beat";
-    case raftpb::MSG_PROP: return "prop";
-    case raftpb::MSG_APP: return "app";
-    case raftpb::MSG_APP_RESP: return "app-resp";
-    case raftpb::MSG_VOTE: return "vote";
-    case raftpb::MSG_VOTE_RESP: return "vote-resp";
-    case raftpb::MSG_SNAP: return "snap";
-    case raftpb::MSG_HEARTBEAT: return "heartbeat";
-    case raftpb::MSG_HEARTBEAT_RESP: return "heartbeat-resp";
-    case raftpb::MSG_UNREACHABLE: return "unreachable";
-    case raftpb::MSG_SNAP_STATUS: return "snap-status";
-    case raftpb::MSG_CHECK_QUORUM: return "check-quorum";
-    case raftpb::MSG_TRANSFER_LEADER: return "transfer-leader";
-    case raftpb::MSG_TIMEOUT_NOW: return "timeout-now";
-    case raftpb::MSG_READ_INDEX: return "read-index";
-    case raftpb::MSG_READ_INDEX_RESP: return "read-index-resp";
-    case raftpb::MSG_PRE_VOTE: return "pre-vote";
-    case raftpb::MSG_PRE_VOTE_RESP: return "pre-vote-resp";
-    default: return "unknown";
+    case raftpb::MSG_HUP:
+      return "hup";
+    case raftpb::MSG_BEAT:
+      return "beat";
+    case raftpb::MSG_PROP:
+      return "prop";
+    case raftpb::MSG_APP:
+      return "app";
+    case raftpb::MSG_APP_RESP:
+      return "app-resp";
+    case raftpb::MSG_VOTE:
+      return "vote";
+    case raftpb::MSG_VOTE_RESP:
+      return "vote-resp";
+    case raftpb::MSG_SNAP:
+      return "snap";
+    case raftpb::MSG_HEARTBEAT:
+      return "heartbeat";
+    case raftpb::MSG_HEARTBEAT_RESP:
+      return "heartbeat-resp";
+    case raftpb::MSG_UNREACHABLE:
+      return "unreachable";
+    case raftpb::MSG_SNAP_STATUS:
+      return "snap-status";
+    case raftpb::MSG_CHECK_QUORUM:
+      return "check-quorum";
+    case raftpb::MSG_TRANSFER_LEADER:
+      return "transfer-leader";
+    case raftpb::MSG_TIMEOUT_NOW:
+      return "timeout-now";
+    case raftpb::MSG_READ_INDEX:
+      return "read-index";
+    case raftpb::MSG_READ_INDEX_RESP:
+      return "read-index-resp";
+    case raftpb::MSG_PRE_VOTE:
+      return "pre-vote";
+    case raftpb::MSG_PRE_VOTE_RESP:
+      return "pre-vote-resp";
+    default:
+      return "unknown";
   }
 }
 
@@ -39,11 +59,20 @@ std::string describe_bytes(std::string_view data) {
 std::string describe_conf_change(const raftpb::ConfChange& cc) {
   const char* kind = "?";
   switch (cc.type()) {
-    case raftpb::CONF_ADD_NODE: kind = "add"; break;
-    case raftpb::CONF_REMOVE_NODE: kind = "remove"; break;
-    case raftpb::CONF_UPDATE_NODE: kind = "update"; break;
-    case raftpb::CONF_ADD_LEARNER_NODE: kind = "add-learner"; break;
-    default: break;
+    case raftpb::CONF_ADD_NODE:
+      kind = "add";
+      break;
+    case raftpb::CONF_REMOVE_NODE:
+      kind = "remove";
+      break;
+    case raftpb::CONF_UPDATE_NODE:
+      kind = "update";
+      break;
+    case raftpb::CONF_ADD_LEARNER_NODE:
+      kind = "add-learner";
+      break;
+    default:
+      break;
   }
   return absl::StrCat(kind, " ", cc.node_id());
 }
@@ -64,12 +93,14 @@ std::string describe_entry(const raftpb::Entry& e) {
 
 std::string describe_conf_state(const raftpb::ConfState& cs) {
   std::string out = absl::StrCat("voters=(", absl::StrJoin(cs.voters(), ","), ")");
-  if (cs.learners_size() > 0) absl::StrAppend(&out, " learners=(", absl::StrJoin(cs.learners(), ","), ")");
+  if (cs.learners_size() > 0)
+    absl::StrAppend(&out, " learners=(", absl::StrJoin(cs.learners(), ","), ")");
   return out;
 }
 
 std::string describe_snapshot(const raftpb::Snapshot& s) {
-  return absl::StrCat(s.metadata().index(), "@", s.metadata().term(), " ", describe_conf_state(s.metadata().conf_state()),
+  return absl::StrCat(s.metadata().index(), "@", s.metadata().term(), " ",
+                      describe_conf_state(s.metadata().conf_state()),
                       " data=", describe_bytes(s.data()));
 }
 
@@ -81,7 +112,8 @@ namespace {
 
 std::string describe_entries(const raftpb::Message& m, bool with_ids) {
   std::vector<std::string> parts;
-  for (const auto& e : m.entries()) parts.push_back(with_ids ? describe_entry(e) : describe_entry_content(e));
+  for (const auto& e : m.entries())
+    parts.push_back(with_ids ? describe_entry(e) : describe_entry_content(e));
   return absl::StrCat("[", absl::StrJoin(parts, ", "), "]");
 }
 
@@ -94,7 +126,8 @@ std::string describe_round(const std::string& ctx) {
 }  // namespace
 
 std::string describe_message(const raftpb::Message& m) {
-  std::string out = absl::StrCat(m.from(), "->", m.to(), " ", std::string(message_type_name(m.type())));
+  std::string out =
+      absl::StrCat(m.from(), "->", m.to(), " ", std::string(message_type_name(m.type())));
   if (m.term() != 0) absl::StrAppend(&out, " term=", m.term());
   switch (m.type()) {
     case raftpb::MSG_VOTE:
@@ -112,7 +145,8 @@ std::string describe_message(const raftpb::Message& m) {
       break;
     case raftpb::MSG_APP_RESP:
       if (m.reject()) {
-        absl::StrAppend(&out, " rejected prev=", m.index(), " hint=", m.reject_hint(), "@", m.log_term());
+        absl::StrAppend(&out, " rejected prev=", m.index(), " hint=", m.reject_hint(), "@",
+                        m.log_term());
       } else if (m.index() != 0) {
         absl::StrAppend(&out, " index=", m.index());
       }

@@ -40,11 +40,14 @@ std::vector<std::uint64_t> to_list(const std::string& s) {
     body = body.substr(1, body.size() - 2);
   }
   std::vector<std::uint64_t> out;
-  for (absl::string_view part : absl::StrSplit(body, ',', absl::SkipEmpty())) out.push_back(to_u64(std::string(part)));
+  for (absl::string_view part : absl::StrSplit(body, ',', absl::SkipEmpty()))
+    out.push_back(to_u64(std::string(part)));
   return out;
 }
 
-std::string list_text(const std::vector<std::uint64_t>& v) { return absl::StrCat("(", absl::StrJoin(v, ","), ")"); }
+std::string list_text(const std::vector<std::uint64_t>& v) {
+  return absl::StrCat("(", absl::StrJoin(v, ","), ")");
+}
 
 std::string str(std::string_view s) { return std::string(s); }
 
@@ -179,7 +182,8 @@ std::string interaction_env::handle(const command& cmd) {
       node_env& n = node(to_u64(a[0]));
       const status s = n.node->status();
       int ticks = n.cfg.election_tick;
-      if (s.role != role_kind::leader) ticks = std::max(1, s.randomized_election_timeout - s.election_elapsed);
+      if (s.role != role_kind::leader)
+        ticks = std::max(1, s.randomized_election_timeout - s.election_elapsed);
       tick(n.id, ticks);
     } else if (cmd.name == "process-ready") {
       for (auto id : ids_or_all(cmd)) {
@@ -322,14 +326,17 @@ void interaction_env::process_ready(std::uint64_t id) {
   ready rd = n.node->ready();
   emit(absl::StrCat("> ", id, " handling ready"));
   indent_ += 2;
-  if (rd.soft) emit(absl::StrCat("soft: lead=", rd.soft->lead.value(), " role=", str(to_string(rd.soft->role))));
+  if (rd.soft)
+    emit(absl::StrCat("soft: lead=", rd.soft->lead.value(),
+                      " role=", str(to_string(rd.soft->role))));
   if (rd.hard_state) emit("hard: " + describe_hard_state(*rd.hard_state));
   if (rd.must_sync) emit("fsync");
   if (rd.snapshot) emit("install snapshot: " + describe_snapshot(*rd.snapshot));
   for (const auto& e : rd.entries) emit("append: " + describe_entry(e));
   // A message sent across a partition never arrives.
   for (const auto& m : rd.messages) {
-    emit("send: " + describe_message(m) + (connected(m.from(), m.to()) ? "" : "  (lost: partitioned)"));
+    emit("send: " + describe_message(m) +
+         (connected(m.from(), m.to()) ? "" : "  (lost: partitioned)"));
   }
   // 1. persist (the messages above leave only after this, as the real loop does).
   if (rd.snapshot) {
@@ -375,7 +382,8 @@ void interaction_env::process_ready(std::uint64_t id) {
 bool interaction_env::deliver(std::uint64_t to) {
   std::vector<raftpb::Message> mine;
   std::deque<raftpb::Message> rest;
-  for (auto& m : network_) (m.to() == to ? mine.emplace_back(std::move(m)) : rest.emplace_back(std::move(m)));
+  for (auto& m : network_)
+    (m.to() == to ? mine.emplace_back(std::move(m)) : rest.emplace_back(std::move(m)));
   network_ = std::move(rest);
   if (mine.empty()) return false;
   emit(absl::StrCat("> ", to, " receiving messages"));
@@ -425,12 +433,15 @@ void interaction_env::stabilize(const std::set<std::uint64_t>& ids) {
 void interaction_env::print_status(std::uint64_t id) {
   node_env& n = node(id);
   const status s = n.node->status();
-  std::string line = absl::StrCat(id, ": ", str(to_string(s.role)), " term=", s.term.value(), " lead=", s.lead.value(),
-                                  " vote=", s.vote.value(), " commit=", s.commit, " applied=", s.applied,
-                                  " log=[", s.first_index, ",", s.last_index, "] ", describe_conf_state(s.conf));
-  if (!s.lead_transferee.is_zero()) absl::StrAppend(&line, " transferring-to=", s.lead_transferee.value());
+  std::string line = absl::StrCat(
+      id, ": ", str(to_string(s.role)), " term=", s.term.value(), " lead=", s.lead.value(),
+      " vote=", s.vote.value(), " commit=", s.commit, " applied=", s.applied, " log=[",
+      s.first_index, ",", s.last_index, "] ", describe_conf_state(s.conf));
+  if (!s.lead_transferee.is_zero())
+    absl::StrAppend(&line, " transferring-to=", s.lead_transferee.value());
   if (s.role != role_kind::leader) {
-    absl::StrAppend(&line, " election-elapsed=", s.election_elapsed, "/", s.randomized_election_timeout);
+    absl::StrAppend(&line, " election-elapsed=", s.election_elapsed, "/",
+                    s.randomized_election_timeout);
   }
   emit(line);
   for (const auto& [peer, pr] : s.peers) {
@@ -444,7 +455,8 @@ void interaction_env::print_log(std::uint64_t id) {
   const memory_storage& st = *n.storage;
   auto snap = st.snapshot();
   emit(absl::StrCat(id, ": storage first=", st.first_index(), " last=", st.last_index(),
-                    snap && snap->metadata().index() > 0 ? " snapshot=" + describe_snapshot(*snap) : std::string()));
+                    snap && snap->metadata().index() > 0 ? " snapshot=" + describe_snapshot(*snap)
+                                                         : std::string()));
   if (st.last_index() >= st.first_index()) {
     auto ents = st.entries(st.first_index(), st.last_index() + 1, no_limit);
     for (const auto& e : *ents) emit("  " + describe_entry(e));
@@ -463,7 +475,8 @@ void interaction_env::restart(std::uint64_t id) {
   n.node.reset();
   auto snap = n.storage->snapshot();
   n.applied.clear();
-  for (absl::string_view part : absl::StrSplit(snap->data(), ',', absl::SkipEmpty())) n.applied.emplace_back(part);
+  for (absl::string_view part : absl::StrSplit(snap->data(), ',', absl::SkipEmpty()))
+    n.applied.emplace_back(part);
   n.applied_index = snap->metadata().index();
   n.conf = snap->metadata().conf_state();
   // Queued messages to or from it are lost with the process.
@@ -473,11 +486,13 @@ void interaction_env::restart(std::uint64_t id) {
 
 void interaction_env::compact(std::uint64_t id, log_index index) {
   node_env& n = node(id);
-  if (index > n.applied_index) throw script_error(absl::StrCat("cannot compact past applied index ", n.applied_index));
+  if (index > n.applied_index)
+    throw script_error(absl::StrCat("cannot compact past applied index ", n.applied_index));
   // The snapshot holds the state as of `index`: replay from the stored snapshot to there.
   auto snap = n.storage->snapshot();
   std::vector<std::string> state;
-  for (absl::string_view part : absl::StrSplit(snap->data(), ',', absl::SkipEmpty())) state.emplace_back(part);
+  for (absl::string_view part : absl::StrSplit(snap->data(), ',', absl::SkipEmpty()))
+    state.emplace_back(part);
   raftpb::ConfState cs = snap->metadata().conf_state();
   auto ents = n.storage->entries(n.storage->first_index(), index + 1, no_limit);
   if (!ents) throw script_error("compact: entries unavailable");
@@ -490,7 +505,8 @@ void interaction_env::compact(std::uint64_t id, log_index index) {
   if (!made) throw script_error(absl::StrCat("create_snapshot: ", str(to_string(made.error()))));
   auto c = n.storage->compact(index);
   if (!c) throw script_error(absl::StrCat("compact: ", str(to_string(c.error()))));
-  emit(absl::StrCat(id, ": snapshot ", describe_snapshot(*made), "; log now starts at ", n.storage->first_index()));
+  emit(absl::StrCat(id, ": snapshot ", describe_snapshot(*made), "; log now starts at ",
+                    n.storage->first_index()));
 }
 
 }  // namespace cairn::raft::testing

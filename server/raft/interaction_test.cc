@@ -35,7 +35,8 @@ std::vector<block> parse_script(const fs::path& path, std::string* error) {
   std::size_t i = 0;
   while (i < lines.size()) {
     block b;
-    while (i < lines.size() && (lines[i].empty() || lines[i][0] == '#')) b.comments.push_back(lines[i++]);
+    while (i < lines.size() && (lines[i].empty() || lines[i][0] == '#'))
+      b.comments.push_back(lines[i++]);
     if (i >= lines.size()) {
       if (!b.comments.empty()) {
         b.command.clear();

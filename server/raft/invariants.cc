@@ -33,20 +33,24 @@ invariant_checker::view invariant_checker::of(const raft& r) {
 
 void invariant_checker::fail(const view& v, std::string_view after, const std::string& what) const {
   std::fprintf(stderr, "raft invariant violated on node %llu after %.*s: %s\n",
-               static_cast<unsigned long long>(v.id.value()), static_cast<int>(after.size()), after.data(),
-               what.c_str());
+               static_cast<unsigned long long>(v.id.value()), static_cast<int>(after.size()),
+               after.data(), what.c_str());
   std::abort();
 }
 
 void invariant_checker::check(const view& v, std::string_view after) {
   if (seen_) {
-    if (v.term < term_) fail(v, after, absl::StrFormat("term went back from %d to %d", term_.value(), v.term.value()));
+    if (v.term < term_)
+      fail(v, after,
+           absl::StrFormat("term went back from %d to %d", term_.value(), v.term.value()));
     if (v.term == term_ && !vote_.is_zero() && v.vote != vote_) {
-      fail(v, after, absl::StrFormat("vote changed within term %d from %d to %d", v.term.value(), vote_.value(),
-                                     v.vote.value()));
+      fail(v, after,
+           absl::StrFormat("vote changed within term %d from %d to %d", v.term.value(),
+                           vote_.value(), v.vote.value()));
     }
     if (v.committed < committed_) {
-      fail(v, after, absl::StrFormat("commit index went back from %d to %d", committed_, v.committed));
+      fail(v, after,
+           absl::StrFormat("commit index went back from %d to %d", committed_, v.committed));
     }
   }
   if (v.role == role_kind::leader && v.lead != v.id) {
@@ -55,17 +59,20 @@ void invariant_checker::check(const view& v, std::string_view after) {
   if (!v.lead.is_zero()) {
     auto [it, inserted] = leaders_.try_emplace(v.term, v.lead);
     if (!inserted && it->second != v.lead) {
-      fail(v, after, absl::StrFormat("two leaders in term %d: %d and %d", v.term.value(), it->second.value(),
-                                     v.lead.value()));
+      fail(v, after,
+           absl::StrFormat("two leaders in term %d: %d and %d", v.term.value(), it->second.value(),
+                           v.lead.value()));
     }
   }
   if (v.applied > v.committed || v.committed > v.last_index) {
-    fail(v, after, absl::StrFormat("cursors out of order: applied %d, committed %d, last %d", v.applied, v.committed,
-                                   v.last_index));
+    fail(v, after,
+         absl::StrFormat("cursors out of order: applied %d, committed %d, last %d", v.applied,
+                         v.committed, v.last_index));
   }
   if (v.last_term > v.term) {
-    fail(v, after, absl::StrFormat("last log term %d is beyond the current term %d", v.last_term.value(),
-                                   v.term.value()));
+    fail(v, after,
+         absl::StrFormat("last log term %d is beyond the current term %d", v.last_term.value(),
+                         v.term.value()));
   }
   // What raft considers stable must be what reached the disk.
   for (auto it = persisted_.begin(); it != persisted_.end();) {
@@ -75,13 +82,15 @@ void invariant_checker::check(const view& v, std::string_view after) {
     }
     if (it->first > v.last_stable) break;
     if (auto t = v.term_at(it->first); t && *t != it->second) {
-      fail(v, after, absl::StrFormat("stable entry %d has term %d in the log but %d on disk", it->first,
-                                     t->value(), it->second.value()));
+      fail(v, after,
+           absl::StrFormat("stable entry %d has term %d in the log but %d on disk", it->first,
+                           t->value(), it->second.value()));
     }
     ++it;
   }
   // Remember newly committed entries, then check that no committed entry changed.
-  const log_index from = std::max(seen_ ? committed_ + 1 : v.committed, v.committed >= window ? v.committed - window + 1 : 0);
+  const log_index from = std::max(seen_ ? committed_ + 1 : v.committed,
+                                  v.committed >= window ? v.committed - window + 1 : 0);
   for (log_index i = std::max(from, v.first_index - 1); i <= v.committed && i > 0; ++i) {
     if (auto t = v.term_at(i)) committed_terms_.try_emplace(i, *t);
   }
@@ -91,8 +100,9 @@ void invariant_checker::check(const view& v, std::string_view after) {
       continue;
     }
     if (auto t = v.term_at(it->first); t && *t != it->second) {
-      fail(v, after, absl::StrFormat("committed entry %d changed term from %d to %d", it->first, it->second.value(),
-                                     t->value()));
+      fail(v, after,
+           absl::StrFormat("committed entry %d changed term from %d to %d", it->first,
+                           it->second.value(), t->value()));
     }
     ++it;
   }
@@ -103,7 +113,8 @@ void invariant_checker::check(const view& v, std::string_view after) {
   committed_ = v.committed;
 }
 
-void invariant_checker::on_persisted(std::span<const raftpb::Entry> ents, const raftpb::Snapshot* snap) {
+void invariant_checker::on_persisted(std::span<const raftpb::Entry> ents,
+                                     const raftpb::Snapshot* snap) {
   if (snap != nullptr && snap->metadata().index() > 0) {
     // A snapshot replaces the log; only its last entry is known from here on.
     persisted_.clear();

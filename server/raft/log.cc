@@ -31,7 +31,8 @@ std::optional<log_index> unstable::maybe_last_index() const {
 
 std::optional<raft_term> unstable::maybe_term(log_index i) const {
   if (i < offset_) {
-    if (snapshot_ && snapshot_->metadata().index() == i) return raft_term{snapshot_->metadata().term()};
+    if (snapshot_ && snapshot_->metadata().index() == i)
+      return raft_term{snapshot_->metadata().term()};
     return std::nullopt;
   }
   const auto last = maybe_last_index();
@@ -74,7 +75,8 @@ void unstable::truncate_and_append(std::span<const raftpb::Entry> ents) {
 }
 
 std::vector<raftpb::Entry> unstable::slice(log_index lo, log_index hi) const {
-  if (lo > hi || lo < offset_ || hi > offset_ + entries_.size()) die("unstable slice out of bounds (lo, hi)", lo, hi);
+  if (lo > hi || lo < offset_ || hi > offset_ + entries_.size())
+    die("unstable slice out of bounds (lo, hi)", lo, hi);
   return {entries_.begin() + static_cast<std::ptrdiff_t>(lo - offset_),
           entries_.begin() + static_cast<std::ptrdiff_t>(hi - offset_)};
 }
@@ -82,7 +84,9 @@ std::vector<raftpb::Entry> unstable::slice(log_index lo, log_index hi) const {
 // ---------------------------------------------------------------- raft_log
 
 raft_log::raft_log(const storage& s, std::uint64_t max_committed_bytes_per_ready)
-    : storage_(s), unstable_(s.last_index() + 1), max_committed_bytes_(max_committed_bytes_per_ready) {
+    : storage_(s),
+      unstable_(s.last_index() + 1),
+      max_committed_bytes_(max_committed_bytes_per_ready) {
   committed_ = s.first_index() - 1;
   applied_ = committed_;
 }
@@ -123,13 +127,16 @@ raft_term raft_log::term_or_zero(log_index i) const {
   die("term_or_zero: unexpected storage error at index", i, 0);
 }
 
-std::optional<log_index> raft_log::maybe_append(log_index index, raft_term log_term, log_index committed,
+std::optional<log_index> raft_log::maybe_append(log_index index, raft_term log_term,
+                                                log_index committed,
                                                 std::span<const raftpb::Entry> ents) {
   if (!match_term(index, log_term)) return std::nullopt;
   const log_index last_new = index + ents.size();
   const log_index conflict = find_conflict(ents);
   if (conflict != 0) {
-    if (conflict <= committed_) die("maybe_append: conflict with committed entry (conflict, committed)", conflict, committed_);
+    if (conflict <= committed_)
+      die("maybe_append: conflict with committed entry (conflict, committed)", conflict,
+          committed_);
     append(ents.subspan(conflict - (index + 1)));
   }
   commit_to(std::min(committed, last_new));
@@ -138,7 +145,9 @@ std::optional<log_index> raft_log::maybe_append(log_index index, raft_term log_t
 
 log_index raft_log::append(std::span<const raftpb::Entry> ents) {
   if (ents.empty()) return last_index();
-  if (ents.front().index() - 1 < committed_) die("append: would overwrite committed (after, committed)", ents.front().index() - 1, committed_);
+  if (ents.front().index() - 1 < committed_)
+    die("append: would overwrite committed (after, committed)", ents.front().index() - 1,
+        committed_);
   unstable_.truncate_and_append(ents);
   return last_index();
 }
@@ -191,7 +200,8 @@ bool raft_log::maybe_commit(log_index max_index, raft_term t) {
 
 void raft_log::applied_to(log_index i) {
   if (i == 0) return;
-  if (i > committed_ || i < applied_) die("applied_to out of range (applied, committed)", i, committed_);
+  if (i > committed_ || i < applied_)
+    die("applied_to out of range (applied, committed)", i, committed_);
   applied_ = i;
 }
 
@@ -205,8 +215,8 @@ void raft_log::restore(const raftpb::Snapshot& snap) {
   unstable_.restore(snap);
 }
 
-std::expected<std::vector<raftpb::Entry>, storage_error> raft_log::slice(log_index lo, log_index hi,
-                                                                         std::uint64_t max_bytes) const {
+std::expected<std::vector<raftpb::Entry>, storage_error> raft_log::slice(
+    log_index lo, log_index hi, std::uint64_t max_bytes) const {
   if (lo > hi) die("slice: lo > hi", lo, hi);
   if (lo < first_index()) return std::unexpected(storage_error::compacted);
   if (hi > last_index() + 1) die("slice: hi beyond last index + 1", hi, last_index());
@@ -231,8 +241,8 @@ std::expected<std::vector<raftpb::Entry>, storage_error> raft_log::slice(log_ind
   return out;
 }
 
-std::expected<std::vector<raftpb::Entry>, storage_error> raft_log::entries_from(log_index i,
-                                                                                std::uint64_t max_bytes) const {
+std::expected<std::vector<raftpb::Entry>, storage_error> raft_log::entries_from(
+    log_index i, std::uint64_t max_bytes) const {
   if (i > last_index()) return std::vector<raftpb::Entry>{};
   return slice(i, last_index() + 1, max_bytes);
 }

@@ -83,7 +83,8 @@ class raft_log {
                                         std::span<const raftpb::Entry> ents);
   // Leader side: appends at the end. Returns the new last index.
   log_index append(std::span<const raftpb::Entry> ents);
-  // Index of the first entry of `ents` whose term differs from ours (or which we lack); 0 if all match.
+  // Index of the first entry of `ents` whose term differs from ours (or which we lack); 0 if all
+  // match.
   log_index find_conflict(std::span<const raftpb::Entry> ents) const;
   // Fast log backtracking (§5.3 of the thesis' discussion of rejections): the largest index <= i
   // whose term is <= t, with its term. Both sides use it to skip a whole term per round trip.
@@ -108,8 +109,8 @@ class raft_log {
   // Entries [lo, hi) limited to max_bytes, from storage and/or unstable.
   std::expected<std::vector<raftpb::Entry>, storage_error> slice(log_index lo, log_index hi,
                                                                  std::uint64_t max_bytes) const;
-  std::expected<std::vector<raftpb::Entry>, storage_error> entries_from(log_index i,
-                                                                        std::uint64_t max_bytes) const;
+  std::expected<std::vector<raftpb::Entry>, storage_error> entries_from(
+      log_index i, std::uint64_t max_bytes) const;
   std::expected<raftpb::Snapshot, storage_error> snapshot() const;
 
   const std::vector<raftpb::Entry>& unstable_entries() const { return unstable_.entries(); }

@@ -47,8 +47,8 @@ TEST(memory_storage, append_with_a_gap_aborts) {
 
 TEST(memory_storage, entries_are_size_limited_but_never_empty) {
   memory_storage s;
-  const std::vector<raftpb::Entry> big{ent(1, 1, std::string(100, 'a')), ent(2, 1, std::string(100, 'b')),
-                                       ent(3, 1, "c")};
+  const std::vector<raftpb::Entry> big{ent(1, 1, std::string(100, 'a')),
+                                       ent(2, 1, std::string(100, 'b')), ent(3, 1, "c")};
   s.append(big);
   EXPECT_EQ(s.entries(1, 4, 0)->size(), 1u);
   EXPECT_EQ(s.entries(1, 4, 215)->size(), 2u);  // 106 + 106 fit, + 7 does not
@@ -134,8 +134,8 @@ TEST_F(raft_log_test, reads_through_storage_and_unstable) {
 
 TEST_F(raft_log_test, maybe_append_checks_the_previous_entry_and_truncates_conflicts) {
   raft_log log(storage_, no_limit);
-  EXPECT_FALSE(log.maybe_append(3, raft_term{1}, 3, ents({{4, 3}})));  // term mismatch at 3
-  EXPECT_FALSE(log.maybe_append(5, raft_term{2}, 3, ents({{6, 3}})));  // we lack 5
+  EXPECT_FALSE(log.maybe_append(3, raft_term{1}, 3, ents({{4, 3}})));        // term mismatch at 3
+  EXPECT_FALSE(log.maybe_append(5, raft_term{2}, 3, ents({{6, 3}})));        // we lack 5
   auto last = log.maybe_append(2, raft_term{1}, 2, ents({{3, 3}, {4, 3}}));  // replaces 3@2
   ASSERT_TRUE(last);
   EXPECT_EQ(*last, 4u);

@@ -9,9 +9,12 @@ namespace cairn::raft {
 
 std::string_view to_string(progress_state s) {
   switch (s) {
-    case progress_state::probe: return "probe";
-    case progress_state::replicate: return "replicate";
-    case progress_state::snapshot: return "snapshot";
+    case progress_state::probe:
+      return "probe";
+    case progress_state::replicate:
+      return "replicate";
+    case progress_state::snapshot:
+      return "snapshot";
   }
   return "?";
 }
@@ -99,9 +102,12 @@ bool progress::maybe_decr_to(log_index rejected, log_index hint) {
 
 bool progress::is_paused() const {
   switch (state) {
-    case progress_state::probe: return probe_sent;
-    case progress_state::replicate: return window.full();
-    case progress_state::snapshot: return true;
+    case progress_state::probe:
+      return probe_sent;
+    case progress_state::replicate:
+      return window.full();
+    case progress_state::snapshot:
+      return true;
   }
   return true;
 }
@@ -156,7 +162,8 @@ std::string tracker::apply(const raftpb::ConfChange& cc, log_index last_index) {
   auto add = [&](bool learner) {
     // A fresh member counts as active so a snapshot can be sent to it right away.
     // next = last index, so that the first probe carries one entry and answers at once.
-    auto [it, _] = progress_.try_emplace(id, std::max<log_index>(last_index, 1), max_inflight_, learner);
+    auto [it, _] =
+        progress_.try_emplace(id, std::max<log_index>(last_index, 1), max_inflight_, learner);
     it->second.recent_active = true;
     it->second.is_learner = learner;
   };

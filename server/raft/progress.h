@@ -31,7 +31,7 @@ class inflights {
  public:
   explicit inflights(std::size_t capacity) : buffer_(capacity) {}
 
-  void add(log_index last);   // aborts when full: callers check full() first
+  void add(log_index last);  // aborts when full: callers check full() first
   void free_le(log_index to);
   void free_first_one();
   bool full() const { return count_ == buffer_.size(); }

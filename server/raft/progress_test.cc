@@ -145,7 +145,7 @@ TEST(read_only, one_round_at_a_time_and_later_reads_wait) {
   EXPECT_EQ(r->requests.size(), 2u);
   const std::uint64_t first = r->id;
   ro.enqueue({node_id{1}, "c"});
-  EXPECT_EQ(ro.maybe_start(8, node_id{1}), nullptr);  // one in flight
+  EXPECT_EQ(ro.maybe_start(8, node_id{1}), nullptr);    // one in flight
   EXPECT_FALSE(ro.ack(first + 1, node_id{2}, voters));  // unknown round
   auto done = ro.ack(first, node_id{3}, voters);
   ASSERT_TRUE(done);

@@ -7,14 +7,18 @@ namespace cairn::raft {
 
 std::string_view to_string(vote_result r) {
   switch (r) {
-    case vote_result::pending: return "pending";
-    case vote_result::won: return "won";
-    case vote_result::lost: return "lost";
+    case vote_result::pending:
+      return "pending";
+    case vote_result::won:
+      return "won";
+    case vote_result::lost:
+      return "lost";
   }
   return "?";
 }
 
-log_index committed_index(const std::set<node_id>& voters, const std::function<log_index(node_id)>& acked) {
+log_index committed_index(const std::set<node_id>& voters,
+                          const std::function<log_index(node_id)>& acked) {
   if (voters.empty()) return no_limit;
   std::vector<log_index> idx;
   idx.reserve(voters.size());

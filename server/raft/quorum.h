@@ -20,7 +20,8 @@ constexpr std::size_t majority(std::size_t n) { return n / 2 + 1; }
 // The highest index that a majority of `voters` have acknowledged; `acked(id)` gives each voter's
 // match index (missing voters count as 0). With no voters there is nothing to protect, so
 // the answer is the maximum index (etcd's convention), which callers never commit past their log.
-log_index committed_index(const std::set<node_id>& voters, const std::function<log_index(node_id)>& acked);
+log_index committed_index(const std::set<node_id>& voters,
+                          const std::function<log_index(node_id)>& acked);
 
 // Outcome of an election among `voters` given the answers in `votes` (true = granted). Answers
 // from non-voters are ignored: a learner's vote never counts.

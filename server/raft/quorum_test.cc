@@ -36,11 +36,15 @@ TEST(quorum, tally_counts_only_voters) {
   EXPECT_EQ(tally(voters, {{node_id{1}, true}}), vote_result::pending);
   EXPECT_EQ(tally(voters, {{node_id{1}, true}, {node_id{2}, true}}), vote_result::won);
   EXPECT_EQ(tally(voters, {{node_id{1}, true}, {node_id{2}, false}}), vote_result::pending);
-  EXPECT_EQ(tally(voters, {{node_id{1}, true}, {node_id{2}, false}, {node_id{3}, false}}), vote_result::lost);
+  EXPECT_EQ(tally(voters, {{node_id{1}, true}, {node_id{2}, false}, {node_id{3}, false}}),
+            vote_result::lost);
   // A learner's (or any non-voter's) grant never counts towards winning.
-  EXPECT_EQ(tally(voters, {{node_id{1}, true}, {node_id{4}, true}, {node_id{5}, true}}), vote_result::pending);
-  EXPECT_EQ(tally(ids({1, 2, 3, 4}), {{node_id{1}, true}, {node_id{2}, true}}), vote_result::pending);
-  EXPECT_EQ(tally(ids({1, 2, 3, 4}), {{node_id{1}, false}, {node_id{2}, false}}), vote_result::lost);
+  EXPECT_EQ(tally(voters, {{node_id{1}, true}, {node_id{4}, true}, {node_id{5}, true}}),
+            vote_result::pending);
+  EXPECT_EQ(tally(ids({1, 2, 3, 4}), {{node_id{1}, true}, {node_id{2}, true}}),
+            vote_result::pending);
+  EXPECT_EQ(tally(ids({1, 2, 3, 4}), {{node_id{1}, false}, {node_id{2}, false}}),
+            vote_result::lost);
 }
 
 }  // namespace

@@ -33,21 +33,30 @@ MessageType vote_response_type(MessageType t) {
 
 std::string_view to_string(role_kind r) {
   switch (r) {
-    case role_kind::follower: return "follower";
-    case role_kind::pre_candidate: return "pre-candidate";
-    case role_kind::candidate: return "candidate";
-    case role_kind::leader: return "leader";
+    case role_kind::follower:
+      return "follower";
+    case role_kind::pre_candidate:
+      return "pre-candidate";
+    case role_kind::candidate:
+      return "candidate";
+    case role_kind::leader:
+      return "leader";
   }
   return "?";
 }
 
 std::string_view to_string(propose_error e) {
   switch (e) {
-    case propose_error::no_leader: return "no leader";
-    case propose_error::forwarding_disabled: return "proposal forwarding disabled";
-    case propose_error::leader_transfer_in_progress: return "leadership transfer in progress";
-    case propose_error::not_a_member: return "not a member of the cluster";
-    case propose_error::conf_change_pending: return "a membership change is still pending";
+    case propose_error::no_leader:
+      return "no leader";
+    case propose_error::forwarding_disabled:
+      return "proposal forwarding disabled";
+    case propose_error::leader_transfer_in_progress:
+      return "leadership transfer in progress";
+    case propose_error::not_a_member:
+      return "not a member of the cluster";
+    case propose_error::conf_change_pending:
+      return "a membership change is still pending";
   }
   return "?";
 }
@@ -65,7 +74,8 @@ std::optional<std::string> config::validate() const {
 raft::raft(config cfg, const storage& s)
     : cfg_(std::move(cfg)),
       id_(cfg_.id),
-      log_(s, cfg_.max_committed_size_per_ready == 0 ? cfg_.max_size_per_msg : cfg_.max_committed_size_per_ready),
+      log_(s, cfg_.max_committed_size_per_ready == 0 ? cfg_.max_size_per_msg
+                                                     : cfg_.max_committed_size_per_ready),
       trk_(cfg_.max_inflight_msgs),
       rng_(cfg_.seed ^ (cfg_.id.value() * 0x9e3779b97f4a7c15ULL)) {
   if (auto err = cfg_.validate()) die("invalid config: " + *err);
@@ -74,8 +84,8 @@ raft::raft(config cfg, const storage& s)
   const raftpb::HardState& hs = init.hard_state;
   if (hs.term() != 0 || hs.vote() != 0 || hs.commit() != 0) {
     if (hs.commit() < log_.committed() || hs.commit() > log_.last_index()) {
-      die(absl::StrFormat("persisted commit %d is outside the log [%d, %d]", hs.commit(), log_.committed(),
-                          log_.last_index()));
+      die(absl::StrFormat("persisted commit %d is outside the log [%d, %d]", hs.commit(),
+                          log_.committed(), log_.last_index()));
     }
     log_.set_committed(hs.commit());
     term_ = raft_term{hs.term()};
@@ -91,7 +101,8 @@ raft::raft(config cfg, const storage& s)
 
 role_kind raft::role() const {
   if (std::holds_alternative<leader_role>(role_)) return role_kind::leader;
-  if (auto* c = std::get_if<candidate_role>(&role_)) return c->pre ? role_kind::pre_candidate : role_kind::candidate;
+  if (auto* c = std::get_if<candidate_role>(&role_))
+    return c->pre ? role_kind::pre_candidate : role_kind::candidate;
   return role_kind::follower;
 }
 
@@ -115,7 +126,8 @@ node_id raft::lead_transferee() const {
 
 bool raft::has_outbox() const {
   const leader_role* l = as_leader();
-  return !msgs_.empty() || !read_states_.empty() || !dropped_reads_.empty() || (l && l->broadcast_pending);
+  return !msgs_.empty() || !read_states_.empty() || !dropped_reads_.empty() ||
+         (l && l->broadcast_pending);
 }
 
 // ======================================================================== sending
@@ -127,7 +139,8 @@ void raft::send(Message m) {
       t == raftpb::MSG_PRE_VOTE_RESP) {
     // Election messages carry the term they are about (a pre-vote's is the one it would start).
     if (m.term() == 0) die("election message sent without a term");
-  } else if (t != raftpb::MSG_PROP && t != raftpb::MSG_READ_INDEX && t != raftpb::MSG_TRANSFER_LEADER) {
+  } else if (t != raftpb::MSG_PROP && t != raftpb::MSG_READ_INDEX &&
+             t != raftpb::MSG_TRANSFER_LEADER) {
     // Forwarded proposals, reads and transfer requests travel termless, like local requests.
     m.set_term(term_.value());
   }
@@ -164,7 +177,8 @@ bool raft::maybe_send_append(node_id to, bool send_if_empty) {
     *m.mutable_snapshot() = std::move(*snap);
     pr->become_snapshot(m.snapshot().metadata().index());
     note("sending snapshot %d@%d to %d (first index %d); pausing appends to it",
-         m.snapshot().metadata().index(), m.snapshot().metadata().term(), to.value(), log_.first_index());
+         m.snapshot().metadata().index(), m.snapshot().metadata().term(), to.value(),
+         log_.first_index());
     send(std::move(m));
     return true;
   }
@@ -439,10 +453,11 @@ std::expected<void, propose_error> raft::step(const Message& m) {
         if (m.type() == raftpb::MSG_PRE_VOTE) {
           // §9.6: we heard from a leader within the election timeout, so no election is needed.
           if (lead_ == id_) {
-            note("rejected pre-vote from %d for term %d: we lead term %d", m.from(), m.term(), term_.value());
+            note("rejected pre-vote from %d for term %d: we lead term %d", m.from(), m.term(),
+                 term_.value());
           } else {
-            note("rejected pre-vote from %d for term %d: leader %d was heard from %d ticks ago", m.from(), m.term(),
-                 lead_.value(), election_elapsed_);
+            note("rejected pre-vote from %d for term %d: leader %d was heard from %d ticks ago",
+                 m.from(), m.term(), lead_.value(), election_elapsed_);
           }
           Message r;
           r.set_to(m.from());
@@ -456,10 +471,11 @@ std::expected<void, propose_error> raft::step(const Message& m) {
           // §4.2.3: within the lease of a current leader, vote requests are disregarded entirely
           // (no term change), so a removed or partitioned server cannot depose it.
           if (lead_ == id_) {
-            note("ignored vote from %d for term %d: we lead term %d", m.from(), m.term(), term_.value());
+            note("ignored vote from %d for term %d: we lead term %d", m.from(), m.term(),
+                 term_.value());
           } else {
-            note("ignored vote from %d for term %d: leader %d was heard from %d ticks ago", m.from(), m.term(),
-                 lead_.value(), election_elapsed_);
+            note("ignored vote from %d for term %d: leader %d was heard from %d ticks ago",
+                 m.from(), m.term(), lead_.value(), election_elapsed_);
           }
           return {};
         }
@@ -472,8 +488,8 @@ std::expected<void, propose_error> raft::step(const Message& m) {
       // once it has a quorum of them.
     } else {
       note("saw term %d from %d (ours %d)", m.term(), m.from(), term_.value());
-      const bool from_leader =
-          m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT || m.type() == raftpb::MSG_SNAP;
+      const bool from_leader = m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT ||
+                               m.type() == raftpb::MSG_SNAP;
       become_follower(mt, from_leader ? node_id{m.from()} : no_node);
     }
   } else if (mt < term_) {
@@ -482,14 +498,15 @@ std::expected<void, propose_error> raft::step(const Message& m) {
       // A leader of an older term is still talking to us. With check-quorum or pre-vote we may
       // have moved on to a term it will never reach by itself (our vote requests do not reach
       // it, or are ignored), so tell it our term and let it step down.
-      note("stale %s from %d at term %d: answering with our term %d", message_type_name(m.type()), m.from(),
-           m.term(), term_.value());
+      note("stale %s from %d at term %d: answering with our term %d", message_type_name(m.type()),
+           m.from(), m.term(), term_.value());
       Message r;
       r.set_to(m.from());
       r.set_type(raftpb::MSG_APP_RESP);
       send(std::move(r));
     } else if (m.type() == raftpb::MSG_PRE_VOTE) {
-      note("rejected pre-vote from %d for stale term %d (ours %d)", m.from(), m.term(), term_.value());
+      note("rejected pre-vote from %d for stale term %d (ours %d)", m.from(), m.term(),
+           term_.value());
       Message r;
       r.set_to(m.from());
       r.set_type(raftpb::MSG_PRE_VOTE_RESP);
@@ -497,8 +514,8 @@ std::expected<void, propose_error> raft::step(const Message& m) {
       r.set_reject(true);
       send(std::move(r));
     } else {
-      note("ignored stale %s from %d at term %d (ours %d)", message_type_name(m.type()), m.from(), m.term(),
-           term_.value());
+      note("ignored stale %s from %d at term %d (ours %d)", message_type_name(m.type()), m.from(),
+           m.term(), term_.value());
     }
     return {};
   }
@@ -554,8 +571,8 @@ void raft::handle_vote_request(const Message& m) {
   r.set_to(m.from());
   r.set_type(vote_response_type(m.type()));
   if (can_vote && up_to_date) {
-    note("granted %s to %d for term %d (its last %d@%d, ours %d@%d)", message_type_name(m.type()), m.from(),
-         m.term(), m.index(), m.log_term(), log_.last_index(), log_.last_term().value());
+    note("granted %s to %d for term %d (its last %d@%d, ours %d@%d)", message_type_name(m.type()),
+         m.from(), m.term(), m.index(), m.log_term(), log_.last_index(), log_.last_term().value());
     // Answer with the request's term: a pre-candidate ignores answers of other terms.
     r.set_term(m.term());
     send(std::move(r));
@@ -565,14 +582,15 @@ void raft::handle_vote_request(const Message& m) {
     }
   } else {
     if (!can_vote && !vote_.is_zero()) {
-      note("rejected %s from %d for term %d: already voted for %d in term %d", message_type_name(m.type()),
-           m.from(), m.term(), vote_.value(), term_.value());
+      note("rejected %s from %d for term %d: already voted for %d in term %d",
+           message_type_name(m.type()), m.from(), m.term(), vote_.value(), term_.value());
     } else if (!can_vote) {
-      note("rejected %s from %d for term %d: following leader %d", message_type_name(m.type()), m.from(),
-           m.term(), lead_.value());
+      note("rejected %s from %d for term %d: following leader %d", message_type_name(m.type()),
+           m.from(), m.term(), lead_.value());
     } else {
-      note("rejected %s from %d for term %d: its log %d@%d is behind ours %d@%d", message_type_name(m.type()),
-           m.from(), m.term(), m.index(), m.log_term(), log_.last_index(), log_.last_term().value());
+      note("rejected %s from %d for term %d: its log %d@%d is behind ours %d@%d",
+           message_type_name(m.type()), m.from(), m.term(), m.index(), m.log_term(),
+           log_.last_index(), log_.last_term().value());
     }
     r.set_term(term_.value());
     r.set_reject(true);
@@ -657,8 +675,10 @@ std::expected<void, propose_error> raft::leader_propose(const Message& m) {
       // §4.1: one membership change at a time; the next may start only once the previous one is
       // applied (and a new leader's first entry is applied, see become_leader).
       if (l.pending_conf_index > log_.applied()) {
-        note("refused conf change: index %d not applied yet (applied %d)", l.pending_conf_index, log_.applied());
-        if (local && m.entries_size() == 1) return std::unexpected(propose_error::conf_change_pending);
+        note("refused conf change: index %d not applied yet (applied %d)", l.pending_conf_index,
+             log_.applied());
+        if (local && m.entries_size() == 1)
+          return std::unexpected(propose_error::conf_change_pending);
         continue;  // forwarded batches lose only the refused change
       }
       l.pending_conf_index = next;
@@ -680,7 +700,8 @@ void raft::leader_read_index(const Message& m) {
   if (!committed_entry_in_current_term()) {
     // §6.4 step 1: until an entry of this term is committed, this leader may not know the
     // latest commit index; hold the read until its empty entry commits.
-    note("read %s waits: no entry of term %d committed yet", describe_bytes(req.context), term_.value());
+    note("read %s waits: no entry of term %d committed yet", describe_bytes(req.context),
+         term_.value());
     l.awaiting_term_commit.push_back(std::move(req));
     return;
   }
@@ -746,8 +767,8 @@ void raft::leader_transfer(node_id target) {
     note("transferring leadership to %d: its log is up to date", target.value());
     send_timeout_now(target);
   } else {
-    note("transferring leadership to %d: catching it up from %d to %d first", target.value(), pr->match,
-         log_.last_index());
+    note("transferring leadership to %d: catching it up from %d to %d first", target.value(),
+         pr->match, log_.last_index());
     send_append(target);
   }
 }
@@ -760,7 +781,8 @@ void raft::handle_app_resp(const Message& m, progress& pr) {
     // term is no newer than the one we sent; jump to the last entry of ours not newer than that
     // term, skipping a whole conflicting term per round trip instead of one entry.
     log_index hint = m.reject_hint();
-    if (m.log_term() > 0) hint = log_.find_conflict_by_term(m.reject_hint(), raft_term{m.log_term()}).index;
+    if (m.log_term() > 0)
+      hint = log_.find_conflict_by_term(m.reject_hint(), raft_term{m.log_term()}).index;
     if (pr.maybe_decr_to(m.index(), hint)) {
       note("%d rejected append after %d; probing from %d", m.from(), m.index(), pr.next);
       if (pr.state == progress_state::replicate) pr.become_probe();
@@ -813,8 +835,8 @@ void raft::handle_heartbeat_resp(const Message& m, progress& pr) {
   leader_role& l = *as_leader();
   auto done = l.reads.ack(*round_id, node_id{m.from()}, trk_.voters());
   if (!done) return;
-  note("read round %d confirmed by a quorum: serving %d read(s) at index %d", done->id, done->requests.size(),
-       done->index);
+  note("read round %d confirmed by a quorum: serving %d read(s) at index %d", done->id,
+       done->requests.size(), done->index);
   for (const read_request& req : done->requests) answer_read(req, done->index);
   start_read_round_if_idle();
 }
@@ -838,7 +860,9 @@ void raft::on_commit_advanced() {
   }
 }
 
-bool raft::committed_entry_in_current_term() const { return log_.term_or_zero(log_.committed()) == term_; }
+bool raft::committed_entry_in_current_term() const {
+  return log_.term_or_zero(log_.committed()) == term_;
+}
 
 bool raft::voters_are_only_me() const { return trk_.voters().size() == 1 && trk_.is_voter(id_); }
 
@@ -914,7 +938,8 @@ std::expected<void, propose_error> raft::step_follower(const Message& m) {
         return std::unexpected(propose_error::forwarding_disabled);
       }
       // Proposals made between two Readys travel to the leader in one message.
-      if (!msgs_.empty() && msgs_.back().type() == raftpb::MSG_PROP && msgs_.back().to() == lead_.value()) {
+      if (!msgs_.empty() && msgs_.back().type() == raftpb::MSG_PROP &&
+          msgs_.back().to() == lead_.value()) {
         for (const auto& e : m.entries()) *msgs_.back().add_entries() = e;
         return {};
       }
@@ -946,7 +971,8 @@ std::expected<void, propose_error> raft::step_follower(const Message& m) {
         return std::unexpected(propose_error::no_leader);
       }
       if (m.from() != id_.value()) {
-        note("dropped transfer request to %d: only the leader can transfer to another node", m.from());
+        note("dropped transfer request to %d: only the leader can transfer to another node",
+             m.from());
         return {};
       }
       {
@@ -1004,10 +1030,12 @@ void raft::handle_append(const Message& m) {
   }
   // §3.5 consistency check failed. Point the leader at the last entry we have that could match:
   // at or below the rejected index, of a term no newer than the leader's entry there.
-  const entry_id hint = log_.find_conflict_by_term(std::min(m.index(), log_.last_index()), raft_term{m.log_term()});
+  const entry_id hint =
+      log_.find_conflict_by_term(std::min(m.index(), log_.last_index()), raft_term{m.log_term()});
   note("rejected append after %d@%d: our entry there is %d@%d, hint %d@%d", m.index(), m.log_term(),
-       std::min(m.index(), log_.last_index()), log_.term_or_zero(std::min(m.index(), log_.last_index())).value(),
-       hint.index, hint.term.value());
+       std::min(m.index(), log_.last_index()),
+       log_.term_or_zero(std::min(m.index(), log_.last_index())).value(), hint.index,
+       hint.term.value());
   r.set_index(m.index());
   r.set_reject(true);
   r.set_reject_hint(hint.index);
@@ -1042,10 +1070,12 @@ void raft::handle_snapshot(const Message& m) {
 bool raft::restore(const raftpb::Snapshot& snap) {
   const auto& md = snap.metadata();
   if (md.index() <= log_.committed()) return false;
-  if (!std::holds_alternative<follower_role>(role_)) die("restoring a snapshot while not a follower");
+  if (!std::holds_alternative<follower_role>(role_))
+    die("restoring a snapshot while not a follower");
   const auto& cs = md.conf_state();
-  const bool member = std::find(cs.voters().begin(), cs.voters().end(), id_.value()) != cs.voters().end() ||
-                      std::find(cs.learners().begin(), cs.learners().end(), id_.value()) != cs.learners().end();
+  const bool member =
+      std::find(cs.voters().begin(), cs.voters().end(), id_.value()) != cs.voters().end() ||
+      std::find(cs.learners().begin(), cs.learners().end(), id_.value()) != cs.learners().end();
   if (!member) {
     note("refused snapshot %d@%d: this node is not in its configuration", md.index(), md.term());
     return false;
@@ -1069,9 +1099,9 @@ std::size_t raft::unapplied_conf_changes() const {
   if (log_.committed() <= log_.applied()) return 0;
   auto ents = log_.slice(log_.applied() + 1, log_.committed() + 1, no_limit);
   if (!ents) die("cannot read committed but unapplied entries");
-  return static_cast<std::size_t>(std::count_if(ents->begin(), ents->end(), [](const raftpb::Entry& e) {
-    return e.type() == raftpb::ENTRY_CONF_CHANGE;
-  }));
+  return static_cast<std::size_t>(
+      std::count_if(ents->begin(), ents->end(),
+                    [](const raftpb::Entry& e) { return e.type() == raftpb::ENTRY_CONF_CHANGE; }));
 }
 
 raftpb::ConfState raft::apply_conf_change(const raftpb::ConfChange& cc) {

@@ -117,7 +117,7 @@ class raft {
   };
   struct leader_role {
     int heartbeat_elapsed = 0;
-    node_id transferee;             // leadership transfer target (§3.10), or none
+    node_id transferee;                // leadership transfer target (§3.10), or none
     log_index pending_conf_index = 0;  // no new conf change until applied >= this (§4.1)
     read_only reads;
     // Reads that arrived before this leader committed an entry of its own term (§6.4 step 1).

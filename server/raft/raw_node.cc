@@ -20,8 +20,9 @@ bool is_local_only(raftpb::MessageType t) {
 }
 
 bool is_response(raftpb::MessageType t) {
-  return t == raftpb::MSG_APP_RESP || t == raftpb::MSG_VOTE_RESP || t == raftpb::MSG_HEARTBEAT_RESP ||
-         t == raftpb::MSG_PRE_VOTE_RESP || t == raftpb::MSG_READ_INDEX_RESP;
+  return t == raftpb::MSG_APP_RESP || t == raftpb::MSG_VOTE_RESP ||
+         t == raftpb::MSG_HEARTBEAT_RESP || t == raftpb::MSG_PRE_VOTE_RESP ||
+         t == raftpb::MSG_READ_INDEX_RESP;
 }
 
 bool same_hard_state(const raftpb::HardState& a, const raftpb::HardState& b) {
@@ -32,8 +33,10 @@ bool same_hard_state(const raftpb::HardState& a, const raftpb::HardState& b) {
 
 std::string_view to_string(step_error e) {
   switch (e) {
-    case step_error::local_message: return "raft: cannot step raft local message";
-    case step_error::unknown_peer: return "raft: cannot step as peer not found";
+    case step_error::local_message:
+      return "raft: cannot step raft local message";
+    case step_error::unknown_peer:
+      return "raft: cannot step as peer not found";
   }
   return "?";
 }
@@ -161,11 +164,13 @@ bool raw_node::has_ready() const {
   rd.messages = raft_.take_messages();
   rd.read_states = raft_.take_read_states();
   rd.dropped_reads = raft_.take_dropped_reads();
-  rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value() ||
-                 (rd.hard_state && (hs.term() != prev_hard_.term() || hs.vote() != prev_hard_.vote()));
+  rd.must_sync =
+      !rd.entries.empty() || rd.snapshot.has_value() ||
+      (rd.hard_state && (hs.term() != prev_hard_.term() || hs.vote() != prev_hard_.vote()));
 
   outstanding o;
-  if (!rd.entries.empty()) o.last_entry = entry_id{rd.entries.back().index(), raft_term{rd.entries.back().term()}};
+  if (!rd.entries.empty())
+    o.last_entry = entry_id{rd.entries.back().index(), raft_term{rd.entries.back().term()}};
   if (rd.snapshot) o.snapshot_index = rd.snapshot->metadata().index();
   if (!rd.committed_entries.empty()) o.applied_to = rd.committed_entries.back().index();
   o.applied_to = std::max(o.applied_to, o.snapshot_index);

@@ -38,15 +38,15 @@ namespace cairn::raft {
 
 // One batch of work for the application. Empty fields mean "nothing of that kind".
 struct ready {
-  std::optional<soft_state> soft;             // role/leader changed (informational)
-  std::optional<raftpb::HardState> hard_state;  // persist
-  std::vector<raftpb::Entry> entries;         // append to storage (may replace a suffix)
-  std::optional<raftpb::Snapshot> snapshot;   // install into storage and the state machine
+  std::optional<soft_state> soft;                // role/leader changed (informational)
+  std::optional<raftpb::HardState> hard_state;   // persist
+  std::vector<raftpb::Entry> entries;            // append to storage (may replace a suffix)
+  std::optional<raftpb::Snapshot> snapshot;      // install into storage and the state machine
   std::vector<raftpb::Entry> committed_entries;  // apply, in order
-  std::vector<raftpb::Message> messages;      // send after persisting
-  std::vector<read_state> read_states;        // reads that may be served at their index
-  std::vector<std::string> dropped_reads;     // contexts of local reads lost with leadership
-  bool must_sync = false;                     // term, vote or entries changed: fsync first
+  std::vector<raftpb::Message> messages;         // send after persisting
+  std::vector<read_state> read_states;           // reads that may be served at their index
+  std::vector<std::string> dropped_reads;        // contexts of local reads lost with leadership
+  bool must_sync = false;                        // term, vote or entries changed: fsync first
 };
 
 enum class step_error {
@@ -67,7 +67,8 @@ struct status {
   log_index first_index = 0;
   log_index last_index = 0;
   raftpb::ConfState conf;
-  std::map<node_id, ::cairn::raft::progress> peers;  // the leader's view of each member; empty otherwise
+  std::map<node_id, ::cairn::raft::progress>
+      peers;  // the leader's view of each member; empty otherwise
   node_id lead_transferee;
   int election_elapsed = 0;
   int randomized_election_timeout = 0;

@@ -23,7 +23,8 @@ std::optional<std::uint64_t> read_only::in_flight_id() const {
   return in_flight_->id;
 }
 
-std::optional<read_only::round> read_only::ack(std::uint64_t id, node_id from, const std::set<node_id>& voters) {
+std::optional<read_only::round> read_only::ack(std::uint64_t id, node_id from,
+                                               const std::set<node_id>& voters) {
   if (!in_flight_ || in_flight_->id != id) return std::nullopt;  // an old round's late answer
   in_flight_->acks.insert(from);
   std::map<node_id, bool> votes;

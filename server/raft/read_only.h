@@ -38,7 +38,7 @@ class read_only {
  public:
   struct round {
     std::uint64_t id = 0;
-    log_index index = 0;          // the leader's commit index when the round started
+    log_index index = 0;  // the leader's commit index when the round started
     std::set<node_id> acks;
     std::vector<read_request> requests;
   };

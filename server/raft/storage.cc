@@ -17,10 +17,14 @@ namespace {
 
 std::string_view to_string(storage_error e) {
   switch (e) {
-    case storage_error::compacted: return "requested index is unavailable due to compaction";
-    case storage_error::unavailable: return "requested entry at index is unavailable";
-    case storage_error::snapshot_out_of_date: return "requested index is older than the existing snapshot";
-    case storage_error::snapshot_temporarily_unavailable: return "snapshot is temporarily unavailable";
+    case storage_error::compacted:
+      return "requested index is unavailable due to compaction";
+    case storage_error::unavailable:
+      return "requested entry at index is unavailable";
+    case storage_error::snapshot_out_of_date:
+      return "requested index is older than the existing snapshot";
+    case storage_error::snapshot_temporarily_unavailable:
+      return "snapshot is temporarily unavailable";
   }
   return "unknown storage error";
 }
@@ -93,7 +97,8 @@ void memory_storage::append(std::span<const raftpb::Entry> ents) {
   // Skip the part the snapshot already covers.
   if (ents.front().index() < first) ents = ents.subspan(first - ents.front().index());
   const log_index at = ents.front().index() - offset_locked();
-  if (at > entries_.size()) die("append: gap after last index (first new, last)", ents.front().index(), last_locked());
+  if (at > entries_.size())
+    die("append: gap after last index (first new, last)", ents.front().index(), last_locked());
   entries_.resize(at);
   entries_.insert(entries_.end(), ents.begin(), ents.end());
 }
@@ -115,7 +120,8 @@ std::expected<void, storage_error> memory_storage::apply_snapshot(const raftpb::
 std::expected<raftpb::Snapshot, storage_error> memory_storage::create_snapshot(
     log_index i, const raftpb::ConfState& cs, std::string data) {
   std::lock_guard lock(mu_);
-  if (i <= snapshot_.metadata().index()) return std::unexpected(storage_error::snapshot_out_of_date);
+  if (i <= snapshot_.metadata().index())
+    return std::unexpected(storage_error::snapshot_out_of_date);
   if (i > last_locked()) die("create_snapshot: index beyond last (index, last)", i, last_locked());
   snapshot_.mutable_metadata()->set_index(i);
   snapshot_.mutable_metadata()->set_term(entries_[i - offset_locked()].term());
@@ -128,7 +134,8 @@ std::expected<void, storage_error> memory_storage::compact(log_index compact_ind
   std::lock_guard lock(mu_);
   const log_index offset = offset_locked();
   if (compact_index <= offset) return std::unexpected(storage_error::compacted);
-  if (compact_index > last_locked()) die("compact: index beyond last (index, last)", compact_index, last_locked());
+  if (compact_index > last_locked())
+    die("compact: index beyond last (index, last)", compact_index, last_locked());
   const auto cut = static_cast<std::ptrdiff_t>(compact_index - offset);
   entries_.erase(entries_.begin(), entries_.begin() + cut);
   entries_.front().clear_data();  // the placeholder keeps only index and term

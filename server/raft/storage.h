@@ -19,10 +19,10 @@
 namespace cairn::raft {
 
 enum class storage_error {
-  compacted,                          // the index lies before the first kept entry
-  unavailable,                        // the index lies after the last entry
-  snapshot_out_of_date,               // a snapshot older than the one held was offered
-  snapshot_temporarily_unavailable,   // no snapshot can be produced right now; try later
+  compacted,                         // the index lies before the first kept entry
+  unavailable,                       // the index lies after the last entry
+  snapshot_out_of_date,              // a snapshot older than the one held was offered
+  snapshot_temporarily_unavailable,  // no snapshot can be produced right now; try later
 };
 std::string_view to_string(storage_error e);
 
@@ -84,8 +84,8 @@ class memory_storage final : public storage {
   log_index last_locked() const { return offset_locked() + entries_.size() - 1; }
 
   mutable std::mutex mu_;
-  raftpb::HardState hard_state_;  // guarded by mu_
-  raftpb::Snapshot snapshot_;     // guarded by mu_
+  raftpb::HardState hard_state_;        // guarded by mu_
+  raftpb::Snapshot snapshot_;           // guarded by mu_
   std::vector<raftpb::Entry> entries_;  // guarded by mu_; never empty (placeholder first)
 };
 
