@@ -1,0 +1,100 @@
+// `cairn --help` and `--version` come from the table: every flag listed, its status shown.
+#include "cmd/help.h"
+
+#include <gtest/gtest.h>
+
+#include "base/version.h"
+#include "cmd/flags.h"
+
+namespace cairn::cmd {
+namespace {
+
+// The line that introduces a flag in --help, up to the end of the line.
+std::string flag_line(const std::string& help, std::string_view name) {
+  const std::string start = "\n  --" + std::string(name);
+  std::size_t at = 0;
+  while ((at = help.find(start, at)) != std::string::npos) {
+    const std::size_t after = at + start.size();
+    if (after < help.size() && (help[after] == ' ' || help[after] == '\n')) {
+      return help.substr(at + 1, help.find('\n', at + 1) - at - 1);
+    }
+    at = after;
+  }
+  return "";
+}
+
+TEST(Help, ListsEveryFlagWithItsStatus) {
+  const std::string help = help_text();
+  for (const auto& spec : flag_table()) {
+    if (spec.group == flag_group::usage) {
+      const std::string shown =
+          spec.name == "help" ? "cairn -h | --help" : "cairn --" + std::string(spec.name);
+      EXPECT_NE(help.find(shown), std::string::npos) << spec.name;
+      continue;
+    }
+    const std::string line = flag_line(help, spec.name);
+    ASSERT_FALSE(line.empty()) << "--" << spec.name << " missing from --help";
+    const auto label = status_label(spec.status);
+    if (label.empty()) {
+      EXPECT_EQ(line.find("[not acted on yet]"), std::string::npos) << line;
+      EXPECT_EQ(line.find("[no effect in Cairn]"), std::string::npos) << line;
+    } else {
+      EXPECT_NE(line.find(label), std::string::npos) << line;
+    }
+    if (spec.group != flag_group::ignored) {
+      std::string quoted_default = "'";
+      quoted_default.append(spec.default_text).append("'");
+      EXPECT_NE(line.find(quoted_default), std::string::npos) << line;
+    }
+  }
+}
+
+TEST(Help, ActedOnIsHonest) {
+  // Until the server exists, only what this module does itself may claim to be acted on.
+  for (const auto& spec : flag_table()) {
+    if (spec.status != flag_status::acted_on) continue;
+    EXPECT_TRUE(spec.name == "help" || spec.name == "version" || spec.name == "config-file" ||
+                spec.name == "log-level" || spec.name == "debug")
+        << "--" << spec.name << " claims to be acted on";
+  }
+}
+
+TEST(Help, GroupsAndSpellings) {
+  const std::string help = help_text();
+  const std::size_t member = help.find("\nMember:\n");
+  const std::size_t clustering = help.find("\nClustering:\n");
+  const std::size_t security = help.find("\nSecurity:\n");
+  ASSERT_NE(member, std::string::npos);
+  ASSERT_NE(clustering, std::string::npos);
+  EXPECT_LT(member, clustering);
+  EXPECT_LT(clustering, security);
+  EXPECT_LT(help.find("\n  --name 'default'"), clustering);
+  EXPECT_NE(help.find("  --data-dir '${name}.cairn'"), std::string::npos);
+  EXPECT_NE(help.find("  --experimental-watch-progress-notify-interval '10m'  [not acted on yet]\n"
+                      "    Period of progress notifications to watchers that asked for them.\n"
+                      "    newer name: --watch-progress-notify-interval (the same setting; giving "
+                      "both is an error)\n"),
+            std::string::npos);
+  EXPECT_NE(help.find("    etcd 3.6: --feature-gates=InitialCorruptCheck=true|false\n"),
+            std::string::npos);
+  EXPECT_NE(help.find("      InitialCorruptCheck=true|false (alpha, default false; 3.5 flag "
+                      "--experimental-initial-corrupt-check)"),
+            std::string::npos);
+  EXPECT_NE(help.find("ETCD_SOME_FLAG"), std::string::npos);
+}
+
+TEST(Version, NamesCairnAndTheEtcdItBehavesAs) {
+  const std::string text = version_text();
+  EXPECT_EQ(text.rfind("cairn Version: " + std::string(base::cairn_version) + " (behaves as etcd " +
+                           std::string(base::etcd_version) + ")\n",
+                       0),
+            0u)
+      << text;
+  EXPECT_NE(text.find("\netcd Version: " + std::string(base::etcd_version) + "\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("\nAPI Version: 3.5\n"), std::string::npos);
+  EXPECT_NE(text.find("\nOS/Arch: linux/"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cairn::cmd
