@@ -1,0 +1,639 @@
+#include "backend/backend.h"
+
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <shared_mutex>
+
+namespace cairn::backend {
+
+namespace {
+
+[[noreturn]] void fatal(const char* what, int rc) {
+  std::fprintf(stderr, "cairn backend: %s: %s\n", what, mdb_strerror(rc));
+  std::abort();
+}
+
+[[noreturn]] void fatal(const char* what) {
+  std::fprintf(stderr, "cairn backend: %s\n", what);
+  std::abort();
+}
+
+MDB_val to_val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+
+std::string_view from_val(const MDB_val& v) {
+  return {static_cast<const char*>(v.mv_data), v.mv_size};
+}
+
+error lmdb_error(const std::string& what, int rc) {
+  errc code = errc::io_error;
+  if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
+      rc == MDB_PAGE_NOTFOUND) {
+    code = errc::corrupt;
+  }
+  return error{code, what + ": " + mdb_strerror(rc)};
+}
+
+error sys_error(const std::string& what) {
+  return error{errc::io_error, what + ": " + std::strerror(errno)};
+}
+
+}  // namespace
+
+std::string_view to_string(errc e) {
+  switch (e) {
+    case errc::io_error:
+      return "io error";
+    case errc::corrupt:
+      return "corrupt database";
+    case errc::invalid_argument:
+      return "invalid argument";
+    case errc::interrupted:
+      return "interrupted";
+  }
+  return "unknown";
+}
+
+// The puts of the open batch to read-buffered buckets. The writer inserts under `mu` exclusive;
+// views look up under `mu` shared. Nodes of std::map never move and values are never changed
+// after insertion (a key is put at most once per batch), so a string_view into a node stays
+// valid for as long as someone holds the buffer.
+struct read_view::buffer {
+  explicit buffer(std::size_t buckets) : maps(buckets) {}
+  mutable std::shared_mutex mu;
+  std::vector<std::map<std::string, std::string, std::less<>>> maps;
+};
+
+// ---------------------------------------------------------------------------------------------
+// read_view
+
+read_view::read_view(backend* b, MDB_txn* txn, std::shared_ptr<buffer> buf)
+    : backend_(b), txn_(txn), buffer_(std::move(buf)) {}
+
+read_view::read_view(read_view&& other) noexcept
+    : backend_(std::exchange(other.backend_, nullptr)),
+      txn_(std::exchange(other.txn_, nullptr)),
+      buffer_(std::move(other.buffer_)) {}
+
+read_view& read_view::operator=(read_view&& other) noexcept {
+  if (this != &other) {
+    release();
+    backend_ = std::exchange(other.backend_, nullptr);
+    txn_ = std::exchange(other.txn_, nullptr);
+    buffer_ = std::move(other.buffer_);
+  }
+  return *this;
+}
+
+read_view::~read_view() { release(); }
+
+void read_view::release() {
+  if (backend_ != nullptr) {
+    backend_->leave_reader(txn_);
+    backend_ = nullptr;
+    txn_ = nullptr;
+    buffer_.reset();
+  }
+}
+
+std::optional<std::string_view> read_view::get(bucket_id bucket, std::string_view key) const {
+  if (backend_->buckets_[bucket].read_buffered) {
+    std::shared_lock lock(buffer_->mu);
+    const auto& m = buffer_->maps[bucket];
+    if (auto it = m.find(key); it != m.end()) return std::string_view(it->second);
+  }
+  MDB_val k = to_val(key), v;
+  int rc = mdb_get(txn_, backend_->dbis_[bucket], &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  if (rc != 0) fatal("read failed", rc);
+  return from_val(v);
+}
+
+void read_view::scan(bucket_id bucket, std::string_view from, std::string_view to,
+                     const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  // Buffered entries in range, copied out as views under the lock (see `buffer`).
+  std::vector<std::pair<std::string_view, std::string_view>> buffered;
+  if (backend_->buckets_[bucket].read_buffered) {
+    std::shared_lock lock(buffer_->mu);
+    const auto& m = buffer_->maps[bucket];
+    for (auto it = m.lower_bound(from); it != m.end(); ++it) {
+      if (!to.empty() && std::string_view(it->first) >= to) break;
+      buffered.emplace_back(it->first, it->second);
+    }
+  }
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, backend_->dbis_[bucket], &c);
+  if (rc != 0) fatal("cursor open failed", rc);
+  // LMDB refuses an empty key to seek to: the start of the bucket is MDB_FIRST.
+  MDB_val k = to_val(from), v;
+  rc = mdb_cursor_get(c, &k, &v, from.empty() ? MDB_FIRST : MDB_SET_RANGE);
+  std::size_t bi = 0;
+  bool more = true;
+  while (more) {
+    bool have_db = rc == 0 && (to.empty() || from_val(k) < to);
+    if (rc != 0 && rc != MDB_NOTFOUND) fatal("cursor read failed", rc);
+    bool have_buf = bi < buffered.size();
+    if (!have_db && !have_buf) break;
+    if (have_buf && (!have_db || buffered[bi].first <= from_val(k))) {
+      // On equal keys the buffered value wins: it is the newer write.
+      if (have_db && buffered[bi].first == from_val(k)) rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+      more = fn(buffered[bi].first, buffered[bi].second);
+      ++bi;
+    } else {
+      more = fn(from_val(k), from_val(v));
+      rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+  }
+  mdb_cursor_close(c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// write_cursor
+
+write_cursor::write_cursor(backend* b, bucket_id bucket, MDB_cursor* cursor)
+    : backend_(b), bucket_(bucket), cursor_(cursor), batch_(b->batch_) {}
+
+write_cursor::write_cursor(write_cursor&& other) noexcept
+    : backend_(other.backend_),
+      bucket_(other.bucket_),
+      cursor_(std::exchange(other.cursor_, nullptr)),
+      batch_(other.batch_),
+      valid_(other.valid_),
+      key_(other.key_),
+      value_(other.value_) {}
+
+write_cursor::~write_cursor() {
+  // A commit frees the cursors of its transaction; close only while it is still open.
+  if (cursor_ != nullptr && backend_->txn_ != nullptr && backend_->batch_ == batch_)
+    mdb_cursor_close(cursor_);
+}
+
+void write_cursor::load(int op) {
+  MDB_val k, v;
+  if (op == MDB_SET_RANGE) k = to_val(key_);
+  int rc = mdb_cursor_get(cursor_, &k, &v, static_cast<MDB_cursor_op>(op));
+  if (rc == MDB_NOTFOUND) {
+    valid_ = false;
+    return;
+  }
+  if (rc != 0) fatal("cursor read failed", rc);
+  valid_ = true;
+  key_ = from_val(k);
+  value_ = from_val(v);
+}
+
+void write_cursor::seek(std::string_view key) {
+  key_ = key;
+  load(key.empty() ? MDB_FIRST : MDB_SET_RANGE);
+}
+
+void write_cursor::next() { load(MDB_NEXT); }
+
+void write_cursor::erase() {
+  backend_->check_writer();
+  // Re-seek after the delete instead of relying on where LMDB leaves the cursor.
+  std::string at(key_);
+  int rc = mdb_cursor_del(cursor_, 0);
+  if (rc != 0) fatal("cursor delete failed", rc);
+  if (backend_->pending_++ == 0) backend_->batch_start_ = backend_->now();
+  key_ = at;
+  load(MDB_SET_RANGE);
+}
+
+// ---------------------------------------------------------------------------------------------
+// snapshot_reader
+
+snapshot_reader::snapshot_reader(backend* b) : backend_(b) {
+  backend_->enter_reader();
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) fatal("pipe failed");
+  fd_ = fds[0];
+  int wfd = fds[1];
+  MDB_env* env = backend_->env_;
+  copier_ = std::thread([this, env, wfd] {
+    // A reader that stops early closes the pipe: the copy must see EPIPE, not die of SIGPIPE.
+    // Threads LMDB starts for the copy inherit this mask.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    int rc = mdb_env_copyfd2(env, wfd, MDB_CP_COMPACT);
+    ::close(wfd);
+    copy_result_.store(rc);
+  });
+}
+
+snapshot_reader::~snapshot_reader() {
+  if (fd_ >= 0) ::close(fd_);
+  if (copier_.joinable()) copier_.join();
+  backend_->leave_reader(nullptr);
+}
+
+cairn::expected<std::size_t, error> snapshot_reader::read(char* data, std::size_t size) {
+  if (done_) return std::size_t{0};
+  for (;;) {
+    ssize_t n = ::read(fd_, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return cairn::unexpected(sys_error("snapshot pipe read"));
+    if (n > 0) return static_cast<std::size_t>(n);
+    // End of stream: the copy finished (or failed).
+    copier_.join();
+    done_ = true;
+    if (int rc = copy_result_.load(); rc != 0)
+      return cairn::unexpected(lmdb_error("snapshot copy", rc));
+    return std::size_t{0};
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// backend
+
+backend::backend(std::string path, options opts, std::vector<bucket_spec> buckets)
+    : path_(std::move(path)), opts_(std::move(opts)), buckets_(std::move(buckets)) {
+  std::uint64_t headroom = opts_.headroom_bytes;
+  if (headroom == 0) headroom = std::max<std::uint64_t>(opts_.quota_bytes / 4, 256u << 20);
+  map_size_ = opts_.quota_bytes + headroom;
+  buffer_ = std::make_shared<read_view::buffer>(buckets_.size());
+}
+
+cairn::expected<std::unique_ptr<backend>, error> backend::open(std::string path, options opts,
+                                                               std::vector<bucket_spec> buckets) {
+  if (buckets.empty() || path.empty() || opts.batch_limit == 0 || opts.max_readers == 0) {
+    return cairn::unexpected(error{errc::invalid_argument, "backend: bad options"});
+  }
+  std::unique_ptr<backend> b(new backend(std::move(path), std::move(opts), std::move(buckets)));
+  // A copy left by a defrag that crashed before its rename was never swapped in.
+  if (auto r = b->remove_file(b->path_ + ".defrag"); !r) return cairn::unexpected(r.error());
+  if (auto r = b->open_env(); !r) return cairn::unexpected(r.error());
+  return b;
+}
+
+cairn::expected<void, error> backend::open_env() {
+  int rc = mdb_env_create(&env_);
+  if (rc != 0) return cairn::unexpected(lmdb_error("mdb_env_create", rc));
+  auto fail = [&](const char* what, int code) -> cairn::expected<void, error> {
+    mdb_env_close(env_);
+    env_ = nullptr;
+    return cairn::unexpected(lmdb_error(std::string(what) + " " + path_, code));
+  };
+  if ((rc = mdb_env_set_maxdbs(env_, static_cast<MDB_dbi>(buckets_.size()))) != 0)
+    return fail("mdb_env_set_maxdbs", rc);
+  if ((rc = mdb_env_set_mapsize(env_, map_size_)) != 0) return fail("mdb_env_set_mapsize", rc);
+  if ((rc = mdb_env_set_maxreaders(env_, opts_.max_readers)) != 0)
+    return fail("mdb_env_set_maxreaders", rc);
+  unsigned flags = MDB_NOSUBDIR | MDB_NOTLS | MDB_NORDAHEAD;
+  flags |= opts_.unsafe_no_fsync ? MDB_NOSYNC : MDB_NOMETASYNC;
+  if ((rc = mdb_env_open(env_, path_.c_str(), flags, 0600)) != 0) return fail("open", rc);
+  MDB_txn* txn = nullptr;
+  if ((rc = mdb_txn_begin(env_, nullptr, 0, &txn)) != 0) return fail("begin", rc);
+  dbis_.clear();
+  for (const auto& spec : buckets_) {
+    MDB_dbi dbi;
+    if ((rc = mdb_dbi_open(txn, spec.name.c_str(), MDB_CREATE, &dbi)) != 0) {
+      mdb_txn_abort(txn);
+      return fail("open bucket", rc);
+    }
+    dbis_.push_back(dbi);
+  }
+  if ((rc = mdb_txn_commit(txn)) != 0) return fail("commit buckets", rc);
+  return {};
+}
+
+void backend::close_env() {
+  for (MDB_txn* t : txn_pool_) mdb_txn_abort(t);
+  txn_pool_.clear();
+  if (env_ != nullptr) mdb_env_close(env_);
+  env_ = nullptr;
+}
+
+backend::~backend() {
+  if (!dead_) {
+    if (txn_ != nullptr) {
+      if (writer_ != std::this_thread::get_id()) {
+        fatal("backend destroyed with an open batch on a thread other than its writer");
+      }
+      commit();
+    }
+    std::unique_lock lock(view_mu_);
+    if (active_readers_ != 0) fatal("backend destroyed while read views are open");
+  }
+  close_env();
+}
+
+std::chrono::steady_clock::time_point backend::now() const {
+  return opts_.clock ? opts_.clock() : std::chrono::steady_clock::now();
+}
+
+void backend::check_writer() const {
+  if (dead_) fatal("backend used after a simulated crash or an interrupted defrag");
+  if (txn_ != nullptr && writer_ != std::this_thread::get_id()) {
+    fatal("a second thread wrote to the backend while the writer's batch was open");
+  }
+}
+
+MDB_txn* backend::write_txn() {
+  check_writer();
+  if (txn_ == nullptr) {
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn_);
+    if (rc != 0) fatal("begin write transaction", rc);
+    writer_ = std::this_thread::get_id();
+  }
+  return txn_;
+}
+
+void backend::put(bucket_id bucket, std::string_view key, std::string_view value) {
+  MDB_txn* txn = write_txn();
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = mdb_put(txn, dbis_[bucket], &k, &v, 0);
+  if (rc == MDB_MAP_FULL) {
+    fatal(
+        "the database reached its map size (quota + headroom); the quota check must stop "
+        "writes before this",
+        rc);
+  }
+  if (rc != 0) fatal("put", rc);
+  if (pending_++ == 0) batch_start_ = now();
+  pending_bytes_ += key.size() + value.size();
+  if (buckets_[bucket].read_buffered) {
+    std::unique_lock lock(buffer_->mu);
+    auto [it, inserted] = buffer_->maps[bucket].try_emplace(std::string(key), value);
+    if (!inserted) fatal("a key of a read-buffered bucket was put twice in one batch");
+  }
+}
+
+bool backend::del(bucket_id bucket, std::string_view key) {
+  MDB_txn* txn = write_txn();
+  MDB_val k = to_val(key);
+  int rc = mdb_del(txn, dbis_[bucket], &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) fatal("delete", rc);
+  if (pending_++ == 0) batch_start_ = now();
+  return true;
+}
+
+std::optional<std::string_view> backend::get(bucket_id bucket, std::string_view key) {
+  MDB_txn* txn = write_txn();
+  MDB_val k = to_val(key), v;
+  int rc = mdb_get(txn, dbis_[bucket], &k, &v);
+  if (rc == MDB_NOTFOUND) return std::nullopt;
+  if (rc != 0) fatal("get", rc);
+  return from_val(v);
+}
+
+write_cursor backend::cursor(bucket_id bucket) {
+  MDB_txn* txn = write_txn();
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn, dbis_[bucket], &c);
+  if (rc != 0) fatal("cursor open", rc);
+  return write_cursor(this, bucket, c);
+}
+
+int backend::add_pre_commit_hook(std::function<void()> hook) {
+  pre_commit_hooks_.emplace_back(next_hook_id_, std::move(hook));
+  return next_hook_id_++;
+}
+
+void backend::remove_pre_commit_hook(int id) {
+  std::erase_if(pre_commit_hooks_, [id](const auto& h) { return h.first == id; });
+}
+
+bool backend::commit_if_due() {
+  check_writer();
+  if (holds_ > 0 || pending_ == 0) return false;
+  if (pending_ < opts_.batch_limit && pending_bytes_ < opts_.batch_bytes &&
+      now() - batch_start_ < opts_.batch_interval) {
+    return false;
+  }
+  commit();
+  return true;
+}
+
+void backend::force_commit() {
+  check_writer();
+  commit();
+}
+
+void backend::commit() {
+  for (auto& [id, hook] : pre_commit_hooks_) hook();
+  if (txn_ == nullptr) return;
+  ++batch_;
+  if (pending_ == 0) {
+    mdb_txn_abort(txn_);
+    txn_ = nullptr;
+    return;
+  }
+  int rc = mdb_txn_commit(txn_);
+  txn_ = nullptr;
+  if (rc != 0) fatal("commit", rc);
+  pending_ = 0;
+  pending_bytes_ = 0;
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  // Only now may views stop looking at the batch's buffer: a view that took the old buffer
+  // sees the batch there, one that takes the new buffer opens its snapshot after this commit.
+  auto fresh = std::make_shared<read_view::buffer>(buckets_.size());
+  std::unique_lock lock(view_mu_);
+  buffer_ = std::move(fresh);
+}
+
+void backend::sync() {
+  force_commit();
+  int rc = mdb_env_sync(env_, 1);
+  if (rc != 0) fatal("sync", rc);
+}
+
+void backend::enter_reader() {
+  std::unique_lock lock(view_mu_);
+  view_cv_.wait(lock, [&] { return !swapping_; });
+  if (dead_) fatal("backend read after a simulated crash or an interrupted defrag");
+  ++active_readers_;
+}
+
+void backend::leave_reader(MDB_txn* txn) {
+  if (txn != nullptr) mdb_txn_reset(txn);
+  std::unique_lock lock(view_mu_);
+  if (txn != nullptr) txn_pool_.push_back(txn);
+  if (--active_readers_ == 0) view_cv_.notify_all();
+}
+
+read_view backend::read() {
+  std::shared_ptr<read_view::buffer> buf;
+  MDB_txn* txn = nullptr;
+  MDB_env* env;
+  {
+    std::unique_lock lock(view_mu_);
+    view_cv_.wait(lock, [&] { return !swapping_; });
+    if (dead_) fatal("backend read after a simulated crash or an interrupted defrag");
+    ++active_readers_;
+    // The buffer is taken before the snapshot begins (see commit()).
+    buf = buffer_;
+    env = env_;
+    if (!txn_pool_.empty()) {
+      txn = txn_pool_.back();
+      txn_pool_.pop_back();
+    }
+  }
+  int rc = txn != nullptr ? mdb_txn_renew(txn) : mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) fatal("begin read transaction", rc);
+  return read_view(this, txn, std::move(buf));
+}
+
+std::unique_ptr<snapshot_reader> backend::open_snapshot() {
+  return std::unique_ptr<snapshot_reader>(new snapshot_reader(this));
+}
+
+std::uint64_t backend::size() {
+  read_view v = read();
+  struct stat st;
+  int fd = -1;
+  if (mdb_env_get_fd(env_, &fd) != 0 || ::fstat(fd, &st) != 0) fatal("stat database file");
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::uint64_t backend::size_in_use() {
+  read_view v = read();
+  MDB_envinfo info;
+  MDB_stat st;
+  if (mdb_env_info(env_, &info) != 0 || mdb_env_stat(env_, &st) != 0) fatal("env info");
+  // The free list (LMDB's database 0): each record lists freed page numbers, count first.
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(v.txn_, 0, &c);
+  if (rc != 0) fatal("free list cursor", rc);
+  std::uint64_t free_pages = 0;
+  MDB_val k, val;
+  for (rc = mdb_cursor_get(c, &k, &val, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &val, MDB_NEXT)) {
+    std::size_t count;
+    std::memcpy(&count, val.mv_data, sizeof(count));
+    free_pages += count;
+  }
+  mdb_cursor_close(c);
+  std::uint64_t pages = static_cast<std::uint64_t>(info.me_last_pgno) + 1;
+  if (free_pages > pages) free_pages = pages;
+  return (pages - free_pages) * st.ms_psize;
+}
+
+base::file_system& backend::fs() const {
+  return opts_.fs != nullptr ? *opts_.fs : base::posix_file_system();
+}
+
+cairn::expected<void, error> backend::remove_file(const std::string& path) {
+  auto r = fs().remove(path);
+  if (!r && r.error().code != ENOENT)
+    return cairn::unexpected(error{errc::io_error, r.error().message});
+  return {};
+}
+
+cairn::expected<void, error> backend::write_copy(const std::string& to) {
+  auto opened = fs().open(to, base::open_mode::create_truncate);
+  if (!opened) return cairn::unexpected(error{errc::io_error, opened.error().message});
+  std::unique_ptr<base::file> out = std::move(*opened);
+  auto fail = [&](std::string message) -> cairn::expected<void, error> {
+    out->close();
+    (void)remove_file(to);
+    return cairn::unexpected(error{errc::io_error, std::move(message)});
+  };
+  {
+    // The compacting copy streams through a pipe (snapshot_reader) and is written through the
+    // file layer, so it is durable exactly when the layer says so.
+    auto snap = open_snapshot();
+    std::vector<char> chunk(1 << 20);
+    std::uint64_t offset = 0;
+    for (;;) {
+      auto n = snap->read(chunk.data(), chunk.size());
+      if (!n) return fail(n.error().message);
+      if (*n == 0) break;
+      if (auto w = out->write_at(offset, std::string_view(chunk.data(), *n)); !w) {
+        return fail(w.error().message);
+      }
+      offset += *n;
+    }
+  }
+#ifndef CAIRN_PLANTED_BUG_BACKEND_DEFRAG_NO_SYNC
+  if (auto s = out->sync_data(); !s) return fail(s.error().message);
+#endif
+  if (auto c = out->close(); !c) return fail(c.error().message);
+  return {};
+}
+
+cairn::expected<void, error> backend::defrag() {
+  check_writer();
+  force_commit();
+  auto stop = [&](defrag_step step) {
+    if (!opts_.defrag_hook || opts_.defrag_hook(step)) return false;
+    dead_ = true;
+    std::unique_lock lock(view_mu_);
+    swapping_ = false;
+    view_cv_.notify_all();
+    return true;
+  };
+  const std::string tmp = path_ + ".defrag";
+  if (auto r = remove_file(tmp); !r) return r;
+  // 1. The compacting copy. Readers go on meanwhile; there are no writes (we are the writer).
+  if (auto r = write_copy(tmp); !r) return r;
+  if (stop(defrag_step::copied)) return cairn::unexpected(error{errc::interrupted, "copied"});
+
+  // 2. The swap: no view may use the old environment while it closes.
+  {
+    std::unique_lock lock(view_mu_);
+    swapping_ = true;
+    view_cv_.wait(lock, [&] { return active_readers_ == 0; });
+    close_env();
+  }
+  if (stop(defrag_step::closed)) return cairn::unexpected(error{errc::interrupted, "closed"});
+  if (auto r = fs().rename(tmp, path_); !r) {
+    // The old file is still in place: go on with it.
+    auto reopened = open_env();
+    std::unique_lock lock(view_mu_);
+    swapping_ = false;
+    view_cv_.notify_all();
+    if (!reopened) fatal("defrag: reopening the old database after a failed rename failed");
+    (void)remove_file(tmp);
+    return cairn::unexpected(error{errc::io_error, r.error().message});
+  }
+  if (stop(defrag_step::renamed)) return cairn::unexpected(error{errc::interrupted, "renamed"});
+    // Until the directory is synced a crash may bring back the old file, which is complete too.
+    // A failed directory sync leaves that unknown: stop, as after any failed sync.
+#ifndef CAIRN_PLANTED_BUG_BACKEND_DEFRAG_NO_SYNC
+  if (auto r = fs().sync_dir(base::parent_dir(path_)); !r) {
+    std::fprintf(stderr, "cairn backend: %s\n", r.error().message.c_str());
+    fatal("defrag: syncing the database directory failed");
+  }
+#endif
+  if (stop(defrag_step::dir_synced))
+    return cairn::unexpected(error{errc::interrupted, "dir_synced"});
+  if (auto r = open_env(); !r) {
+    std::fprintf(stderr, "cairn backend: %s\n", r.error().message.c_str());
+    fatal("defrag: opening the compacted database failed");
+  }
+  if (stop(defrag_step::reopened)) return cairn::unexpected(error{errc::interrupted, "reopened"});
+  std::unique_lock lock(view_mu_);
+  swapping_ = false;
+  view_cv_.notify_all();
+  return {};
+}
+
+void backend::simulate_crash() {
+  if (txn_ != nullptr) {
+    if (writer_ != std::this_thread::get_id()) fatal("simulate_crash off the writer thread");
+    mdb_txn_abort(txn_);
+    txn_ = nullptr;
+    ++batch_;
+  }
+  pending_ = 0;
+  pending_bytes_ = 0;
+  std::unique_lock lock(view_mu_);
+  if (active_readers_ != 0) fatal("simulate_crash with read views open");
+  close_env();
+  dead_ = true;
+}
+
+}  // namespace cairn::backend

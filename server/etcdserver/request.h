@@ -1,0 +1,64 @@
+// etcdserver/request.h: the requests the node puts into raft entries, and their byte encoding.
+// A request is what one client call asks the state machine to do (put, delete, txn, compact,
+// alarm), tagged with an id that the wait registry uses to hand the apply result back to the
+// caller. The encoding is specified at the top of request.cc; it is an internal format (the WAL
+// and raft messages carry it), versioned by its first byte.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "mvcc/kv.h"
+
+namespace cairn::etcdserver {
+
+// etcd's AlarmType numbers (etcdserverpb.AlarmType).
+enum class alarm_type : std::uint8_t { none = 0, nospace = 1, corrupt = 2 };
+// etcd's AlarmRequest.AlarmAction numbers.
+enum class alarm_action : std::uint8_t { get = 0, activate = 1, deactivate = 2 };
+
+struct alarm_member {
+  std::uint64_t member_id = 0;
+  alarm_type alarm = alarm_type::none;
+  friend auto operator<=>(const alarm_member&, const alarm_member&) = default;
+};
+
+struct compact_request {
+  std::int64_t revision = 0;
+  bool physical = false;  // answer only once the compaction reached the disk
+  friend bool operator==(const compact_request&, const compact_request&) = default;
+};
+
+struct alarm_request {
+  alarm_action action = alarm_action::get;
+  std::uint64_t member_id = 0;
+  alarm_type alarm = alarm_type::none;
+  friend bool operator==(const alarm_request&, const alarm_request&) = default;
+};
+
+struct request {
+  std::uint64_t id = 0;
+  std::variant<mvcc::put_request, mvcc::delete_range_request, mvcc::txn_request, compact_request,
+               alarm_request>
+      op;
+  friend bool operator==(const request&, const request&) = default;
+};
+
+std::string encode_request(const request& r);
+// nullopt when the bytes are not a request this version writes.
+std::optional<request> decode_request(std::string_view bytes);
+
+// True when the txn (on either branch, nested txns included) writes: a put or a delete.
+bool txn_has_writes(const mvcc::txn_request& t);
+// etcd's quota cost of a write (quota.go: 256 + key + value per put; a txn costs its larger
+// branch; deletes and reads cost nothing). Unlike etcd, whose costTxnReq looks only at the
+// top-level puts, puts inside nested txns count too.
+std::int64_t quota_cost(const mvcc::put_request& p);
+std::int64_t quota_cost(const mvcc::txn_request& t);
+
+}  // namespace cairn::etcdserver

@@ -1,0 +1,827 @@
+// Files this module writes besides the WAL and snapshots (whose formats wal/ and snap/ specify):
+//
+//   <data-dir>/member/cairn-format   "cairn data directory format 1\n", written atomically as
+//                                    the last step of bootstrap: a directory without it is
+//                                    either new or a bootstrap that never finished.
+//   WAL metadata (wal::create)       "member_id=<16 hex>\ncluster_id=<16 hex>\n".
+//   Raft snapshots                   metadata only (index, term, membership); the data field is
+//                                    empty because the backend file is the state.
+//   Alarm bucket                     key: member id (8 bytes big-endian) + alarm type (1 byte);
+//                                    value empty.
+//
+// Bootstrap: a raft snapshot at index 1, term 1, whose membership is this member alone, is
+// saved (snapshot file, then the WAL with its mark and a hard state {term 1, commit 1}), then
+// the format file. Recovery loads the newest snapshot whose mark the WAL has, replays the WAL
+// after it, and refuses a backend whose consistent index is below that snapshot (the backend is
+// synced before every snapshot, so that would mean the db file was replaced).
+#include "etcdserver/server.h"
+
+#include <filesystem>
+#include <future>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "schema/schema.h"
+#include "snap/snapshotter.h"
+#include "spdlog/spdlog.h"
+#include "wal/wal.h"
+
+namespace cairn::etcdserver {
+
+using apply_value = std::variant<mvcc::put_response, mvcc::delete_range_response,
+                                 mvcc::txn_response, compact_response, std::vector<alarm_member>>;
+
+struct server::apply_result {
+  cairn::expected<apply_value, base::errc> value;
+};
+
+struct server::waiter {
+  std::promise<apply_result> done;
+};
+
+struct server::read_waiter {
+  std::promise<cairn::expected<std::uint64_t, base::errc>> index;
+};
+
+struct server::loop_input {
+  struct proposal {
+    std::uint64_t id;
+    std::string data;
+  };
+  struct snapshot_due {
+    std::uint64_t index;
+    std::uint64_t term;
+  };
+  std::variant<proposal, std::shared_ptr<read_waiter>, raftpb::Message, snapshot_due> v;
+};
+
+namespace {
+
+constexpr std::string_view format_file_name = "cairn-format";
+constexpr std::string_view format_content = "cairn data directory format 1\n";
+
+std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 14695981039346656037ULL) {
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string alarm_key(const alarm_member& a) {
+  std::string k = schema::encode_u64(a.member_id);
+  k.push_back(static_cast<char>(a.alarm));
+  return k;
+}
+
+base::errc from_mvcc(mvcc::errc e) {
+  switch (e) {
+    case mvcc::errc::compacted:
+      return base::errc::compacted;
+    case mvcc::errc::future_rev:
+      return base::errc::future_rev;
+    case mvcc::errc::key_not_found:
+      return base::errc::key_not_found;
+    default:
+      break;
+  }
+  spdlog::critical("etcdserver: unexpected mvcc error {}", mvcc::to_string(e));
+  std::abort();
+}
+
+[[noreturn]] void fatal(std::string_view what) {
+  spdlog::critical("etcdserver: {}", what);
+  std::abort();
+}
+
+template <class T>
+cairn::expected<T, base::errc> take(cairn::expected<apply_value, base::errc> v) {
+  if (!v) return cairn::unexpected(v.error());
+  return std::get<T>(std::move(*v));
+}
+
+}  // namespace
+
+server::server(server_config cfg)
+    : cfg_(std::move(cfg)), fs_(cfg_.fs ? cfg_.fs : &base::posix_file_system()) {
+  // Request ids only need to differ from those of entries still being replayed from the WAL,
+  // which a previous run numbered: start from the wall clock in nanoseconds, as a restart comes
+  // later than any id handed out before (at fewer than 10^9 requests a second).
+  next_id_ = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
+  if (cfg_.request_timeout.count() == 0) {
+    cfg_.request_timeout = std::chrono::milliseconds{5000} + 2 * cfg_.election;
+  }
+}
+
+cairn::expected<std::unique_ptr<server>, server_error> server::start(server_config cfg) {
+  std::unique_ptr<server> s(new server(std::move(cfg)));
+  if (auto r = s->open(); !r) return cairn::unexpected(r.error());
+  s->raft_thread_ = std::thread([p = s.get()] { p->raft_loop(); });
+  s->apply_thread_ = std::thread([p = s.get()] { p->apply_loop(); });
+  // A lone member elects itself at once (raft_loop campaigns); wait for that so the first
+  // request does not meet "no leader".
+  auto deadline = std::chrono::steady_clock::now() + s->cfg_.request_timeout;
+  while (s->leader_.load() != s->member_id_) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return cairn::unexpected(server_error{"no leader elected within the request timeout"});
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{1});
+  }
+  if (s->cfg_.auto_compaction) {
+    auto opts = *s->cfg_.auto_compaction;
+    bool on = opts.mode == compaction_mode::periodic ? opts.period.count() > 0 : opts.revisions > 0;
+    if (on) {
+      server* p = s.get();
+      s->compactor_ = std::make_unique<compactor>(
+          opts, [p] { return p->store_->rev(); },
+          [p](std::int64_t rev) {
+            auto r = p->compact(rev, false);
+            return r.has_value() || r.error() == base::errc::compacted;
+          });
+    }
+  }
+  return s;
+}
+
+cairn::expected<void, server_error> server::open() {
+  auto err = [](std::string m) { return cairn::unexpected(server_error{std::move(m)}); };
+  const std::string member = base::join_path(cfg_.data_dir, "member");
+  const std::string wal_dir = base::join_path(member, "wal");
+  const std::string snap_dir = base::join_path(member, "snap");
+  const std::string db_path = base::join_path(member, "db");
+  const std::string format_path = base::join_path(member, format_file_name);
+
+  // etcd keeps its bbolt file at member/snap/db; ours is member/db.
+  std::error_code ec;
+  auto etcd_db = base::join_path(snap_dir, "db");
+  auto on_fs = fs_->exists(etcd_db);
+  if (std::filesystem::exists(etcd_db, ec) || (on_fs && *on_fs)) {
+    return err(absl::StrCat(cfg_.data_dir,
+                            " looks like an etcd data directory (member/snap/db is etcd's bbolt "
+                            "database); Cairn cannot read it: start on a new directory and import "
+                            "etcd's data with `cairnctl snapshot restore`"));
+  }
+  auto has_wal = wal::wal::exists(*fs_, wal_dir);
+  if (!has_wal) return err(has_wal.error().message);
+  auto has_format = fs_->exists(format_path);
+  if (!has_format) return err(has_format.error().message);
+  snapshotter_ = std::make_unique<snap::snapshotter>(*fs_, snap_dir);
+  wal::options wopts;
+  wopts.segment_size = cfg_.wal_segment_size;
+
+  raftpb::Snapshot snapshot;
+  if (*has_format) {
+    auto content = base::read_file(*fs_, format_path);
+    if (!content) return err(content.error().message);
+    if (*content != format_content) {
+      return err(absl::StrCat(format_path, ": unknown data directory format"));
+    }
+    if (!*has_wal) return err(absl::StrCat(wal_dir, ": missing write-ahead log"));
+    // The newest snapshot the WAL has a mark for.
+    auto names = snapshotter_->names();
+    if (!names) return err(names.error().message);
+    std::optional<wal::wal::opened> opened;
+    for (const auto& n : *names) {
+      std::uint64_t term = 0, index = 0;
+      if (!snap::parse_snapshot_file_name(n, &term, &index)) continue;
+      auto o = wal::wal::open(*fs_, wal_dir, {index, term}, wopts);
+      if (!o) {
+        if (o.error().code == wal::errc::snapshot_not_found) continue;
+        return err(o.error().message);
+      }
+      auto s = snapshotter_->load_newest(
+          [&](std::uint64_t i, std::uint64_t t) { return i == index && t == term; });
+      if (!s) continue;  // a broken file (logged by the snapshotter): try an older one
+      snapshot = std::move(*s);
+      opened = std::move(*o);
+      break;
+    }
+    if (!opened) return err(absl::StrCat(cfg_.data_dir, ": no snapshot matching the WAL"));
+    wal_ = std::move(opened->log);
+    const std::string& meta = opened->data.metadata;
+    if (std::sscanf(meta.c_str(), "member_id=%lx\ncluster_id=%lx\n", &member_id_, &cluster_id_) !=
+        2) {
+      return err(absl::StrCat(wal_dir, ": bad WAL metadata"));
+    }
+    if (auto r = storage_.apply_snapshot(snapshot); !r) fatal("restoring the raft snapshot");
+    hard_state_ = opened->data.state;
+    storage_.set_hard_state(hard_state_);
+    storage_.append(opened->data.entries);
+  } else {
+    if (*has_wal || [&] {
+          auto n = snapshotter_->names();
+          return n && !n->empty();
+        }()) {
+      return err(absl::StrCat(cfg_.data_dir,
+                              ": a bootstrap did not finish (no format file); remove the "
+                              "directory to start over"));
+    }
+    std::string seed = cfg_.name;
+    seed.push_back('\0');
+    seed += cfg_.initial_cluster;
+    seed.push_back('\0');
+    seed += cfg_.initial_cluster_token;
+    member_id_ = fnv1a(seed);
+    if (member_id_ == 0) member_id_ = 1;
+    cluster_id_ = fnv1a(cfg_.initial_cluster_token, fnv1a(schema::encode_u64(member_id_)));
+    if (auto r = base::create_dirs(*fs_, snap_dir); !r) return err(r.error().message);
+    snapshot.mutable_metadata()->set_index(1);
+    snapshot.mutable_metadata()->set_term(1);
+    snapshot.mutable_metadata()->mutable_conf_state()->add_voters(member_id_);
+    if (auto r = snapshotter_->save(snapshot); !r) return err(r.error().message);
+    auto w = wal::wal::create(
+        *fs_, wal_dir,
+        absl::StrFormat("member_id=%016x\ncluster_id=%016x\n", member_id_, cluster_id_), wopts);
+    if (!w) return err(w.error().message);
+    wal_ = std::move(*w);
+    if (auto r = wal_->save_snapshot({1, 1}); !r) return err(r.error().message);
+    hard_state_.set_term(1);
+    hard_state_.set_commit(1);
+    if (auto r = wal_->save(hard_state_, {}); !r) return err(r.error().message);
+    if (auto r = base::write_file_atomically(*fs_, format_path, format_content); !r) {
+      return err(r.error().message);
+    }
+    if (auto r = storage_.apply_snapshot(snapshot); !r) fatal("installing the bootstrap snapshot");
+    storage_.set_hard_state(hard_state_);
+  }
+  conf_ = snapshot.metadata().conf_state();
+  snapshot_index_ = snapshot.metadata().index();
+  last_snapshot_ = snapshot.metadata().index();
+
+  // The db is a real file whatever the file layer of WAL and snapshots.
+  std::filesystem::create_directories(member, ec);
+  backend::options bopts;
+  bopts.quota_bytes = cfg_.quota_bytes;
+  bopts.batch_interval = cfg_.backend_batch_interval;
+  bopts.batch_limit = cfg_.backend_batch_limit;
+  auto be = schema::open_backend(db_path, bopts);
+  if (!be) return err(absl::StrCat(db_path, ": ", be.error().message));
+  backend_ = std::move(*be);
+  if (!*has_format) {
+    // The bootstrap snapshot stands for index 1: the (empty) db covers it.
+    schema::write_consistent_index(*backend_, {1, 1});
+    backend_->sync();
+  }
+  store_ = mvcc::store::open(*backend_);
+  // Close whatever batch opening wrote on this thread: the apply thread is the writer now.
+  backend_->force_commit();
+  auto ci = store_->consistent_index();
+  if (ci.index < snapshot.metadata().index()) {
+    return err(absl::StrCat(db_path, ": the database (consistent index ", ci.index,
+                            ") is older than the raft snapshot at ", snapshot.metadata().index()));
+  }
+  applied_ = snapshot.metadata().index();
+  applied_term_ = snapshot.metadata().term();
+  load_alarms();
+  watchable_ = std::make_unique<mvcc::watchable_store>(*store_);
+
+  raft::config rc;
+  rc.id = raft::node_id{member_id_};
+  rc.heartbeat_tick = 1;
+  rc.election_tick = static_cast<int>(std::max<std::int64_t>(
+      2, cfg_.election.count() / std::max<std::int64_t>(1, cfg_.heartbeat.count())));
+  rc.applied = snapshot.metadata().index();
+  rc.seed = member_id_;
+  if (auto why = rc.validate()) return err(*why);
+  node_ = std::make_unique<raft::raw_node>(std::move(rc), storage_);
+  term_ = hard_state_.term();
+  committed_ = hard_state_.commit();
+  last_index_ = storage_.last_index();
+  spdlog::info("etcdserver: member {:016x} of cluster {:016x} starting at snapshot {}, db index {}",
+               member_id_, cluster_id_, snapshot.metadata().index(), ci.index);
+  return {};
+}
+
+void server::load_alarms() {
+  auto view = backend_->read();
+  std::lock_guard lock(alarm_mu_);
+  view.scan(schema::alarm, "", "", [&](std::string_view k, std::string_view) {
+    if (k.size() == 9) {
+      alarms_.insert({*schema::decode_u64(k.substr(0, 8)), static_cast<alarm_type>(k[8])});
+    }
+    return true;
+  });
+}
+
+server::~server() { shutdown(false); }
+
+void server::simulate_crash() { shutdown(true); }
+
+void server::shutdown(bool crash) {
+  {
+    std::lock_guard lock(wait_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  compactor_.reset();
+  {
+    std::lock_guard lock(apply_mu_);
+    stop_apply_ = true;
+    crash_ = crash;
+    apply_paused_ = false;
+  }
+  apply_cv_.notify_all();
+  if (apply_thread_.joinable()) apply_thread_.join();
+  {
+    std::lock_guard lock(loop_mu_);
+    stop_loop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (raft_thread_.joinable()) raft_thread_.join();
+  // Everyone still waiting hears "stopped": registered proposals, reads in a ReadIndex round
+  // and reads still queued for the raft loop.
+  {
+    std::lock_guard lock(wait_mu_);
+    for (auto& [id, w] : waiters_) w->done.set_value({cairn::unexpected(base::errc::stopped)});
+    waiters_.clear();
+  }
+  for (auto& [ctx, rs] : reads_) {
+    for (auto& r : rs) r->index.set_value(cairn::unexpected(base::errc::stopped));
+  }
+  reads_.clear();
+  {
+    std::lock_guard lock(loop_mu_);
+    for (auto& in : inbox_) {
+      if (auto* rw = std::get_if<std::shared_ptr<read_waiter>>(&in.v)) {
+        (*rw)->index.set_value(cairn::unexpected(base::errc::stopped));
+      }
+    }
+    inbox_.clear();
+  }
+  watchable_.reset();
+  store_.reset();
+  backend_.reset();
+  if (wal_ && !crash) (void)wal_->close();
+  wal_.reset();
+}
+
+// ---------------------------------------------------------------- requests
+
+cairn::expected<server::apply_result, base::errc> server::propose(request r) {
+  if (committed_.load() > applied_.load() + cfg_.max_pending_applies) {
+    return cairn::unexpected(base::errc::too_many_requests);
+  }
+  r.id = ++next_id_;
+  std::string data = encode_request(r);
+  if (data.size() > cfg_.max_request_bytes) {
+    return cairn::unexpected(base::errc::request_too_large);
+  }
+  auto w = std::make_shared<waiter>();
+  auto fut = w->done.get_future();
+  {
+    std::lock_guard lock(wait_mu_);
+    if (stopped_) return cairn::unexpected(base::errc::stopped);
+    waiters_[r.id] = w;
+  }
+  {
+    std::lock_guard lock(loop_mu_);
+    inbox_.push_back({loop_input::proposal{r.id, std::move(data)}});
+  }
+  loop_cv_.notify_one();
+  if (fut.wait_for(cfg_.request_timeout) != std::future_status::ready) {
+    std::lock_guard lock(wait_mu_);
+    if (waiters_.erase(r.id) == 1) return cairn::unexpected(base::errc::timeout);
+  }
+  return fut.get();
+}
+
+cairn::expected<void, base::errc> server::check_quota(std::int64_t cost) {
+  if (cost == 0) return {};
+  if (backend_->size() + static_cast<std::uint64_t>(cost) < cfg_.quota_bytes) return {};
+  // Over quota: raise NOSPACE (through raft, so every member and a restart see it), refuse.
+  alarm_request a{alarm_action::activate, member_id_, alarm_type::nospace};
+  {
+    std::lock_guard lock(alarm_mu_);
+    if (alarms_.contains({member_id_, alarm_type::nospace})) {
+      return cairn::unexpected(base::errc::no_space);
+    }
+  }
+  spdlog::warn("etcdserver: database size {} over quota {}: raising NOSPACE", backend_->size(),
+               cfg_.quota_bytes);
+  (void)alarm(a);
+  return cairn::unexpected(base::errc::no_space);
+}
+
+cairn::expected<mvcc::put_response, base::errc> server::put(const mvcc::put_request& r) {
+  if (auto q = check_quota(quota_cost(r)); !q) return cairn::unexpected(q.error());
+  auto res = propose({0, r});
+  if (!res) return cairn::unexpected(res.error());
+  return take<mvcc::put_response>(std::move(res->value));
+}
+
+cairn::expected<mvcc::delete_range_response, base::errc> server::delete_range(
+    const mvcc::delete_range_request& r) {
+  auto res = propose({0, r});
+  if (!res) return cairn::unexpected(res.error());
+  return take<mvcc::delete_range_response>(std::move(res->value));
+}
+
+cairn::expected<mvcc::txn_response, base::errc> server::txn(const mvcc::txn_request& r) {
+  if (auto q = check_quota(quota_cost(r)); !q) return cairn::unexpected(q.error());
+  // Read-only txns go through raft as well: the store's txn runs on the writer only.
+  auto res = propose({0, r});
+  if (!res) return cairn::unexpected(res.error());
+  return take<mvcc::txn_response>(std::move(res->value));
+}
+
+cairn::expected<compact_response, base::errc> server::compact(std::int64_t revision,
+                                                              bool physical) {
+  auto res = propose({0, compact_request{revision, physical}});
+  if (!res) return cairn::unexpected(res.error());
+  return take<compact_response>(std::move(res->value));
+}
+
+cairn::expected<std::vector<alarm_member>, base::errc> server::alarm(const alarm_request& r) {
+  auto res = propose({0, r});
+  if (!res) return cairn::unexpected(res.error());
+  return take<std::vector<alarm_member>>(std::move(res->value));
+}
+
+std::vector<alarm_member> server::alarms() const {
+  std::lock_guard lock(alarm_mu_);
+  return {alarms_.begin(), alarms_.end()};
+}
+
+bool server::wait_applied(std::uint64_t index, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(applied_mu_);
+  return applied_cv_.wait_until(lock, deadline, [&] { return applied_.load() >= index; });
+}
+
+cairn::expected<void, base::errc> server::wait_read_index() {
+  auto deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
+  auto rw = std::make_shared<read_waiter>();
+  auto fut = rw->index.get_future();
+  {
+    std::lock_guard lock(loop_mu_);
+    if (stop_loop_) return cairn::unexpected(base::errc::stopped);
+    inbox_.push_back({rw});
+  }
+  loop_cv_.notify_one();
+  if (fut.wait_until(deadline) != std::future_status::ready) {
+    return cairn::unexpected(base::errc::timeout);
+  }
+  auto index = fut.get();
+  if (!index) return cairn::unexpected(index.error());
+  if (!wait_applied(*index, deadline)) return cairn::unexpected(base::errc::timeout);
+  return {};
+}
+
+cairn::expected<mvcc::range_response, base::errc> server::range(const mvcc::range_request& r,
+                                                                bool serializable) {
+  if (!serializable) {
+    if (auto ok = wait_read_index(); !ok) return cairn::unexpected(ok.error());
+  }
+  auto res = store_->range(r);
+  if (!res) return cairn::unexpected(from_mvcc(res.error()));
+  return std::move(*res);
+}
+
+status_info server::status() {
+  status_info s;
+  s.member_id = member_id_;
+  s.cluster_id = cluster_id_;
+  s.leader = leader_.load();
+  s.raft_index = last_index_.load();
+  s.raft_term = term_.load();
+  s.applied_index = applied_.load();
+  s.db_size = backend_->size();
+  s.db_size_in_use = backend_->size_in_use();
+  s.revision = store_->rev();
+  s.alarms = alarms();
+  return s;
+}
+
+void server::step(raftpb::Message m) {
+  {
+    std::lock_guard lock(loop_mu_);
+    inbox_.push_back({std::move(m)});
+  }
+  loop_cv_.notify_one();
+}
+
+void server::pause_apply(bool paused) {
+  {
+    std::lock_guard lock(apply_mu_);
+    apply_paused_ = paused;
+  }
+  apply_cv_.notify_all();
+}
+
+// ---------------------------------------------------------------- raft loop
+
+void server::raft_loop() {
+  if (conf_.voters_size() == 1 && conf_.voters(0) == member_id_) node_->campaign();
+  auto next_tick = std::chrono::steady_clock::now() + cfg_.heartbeat;
+  std::deque<loop_input> batch;
+  while (true) {
+    {
+      std::unique_lock lock(loop_mu_);
+      loop_cv_.wait_until(lock, next_tick, [&] { return stop_loop_ || !inbox_.empty(); });
+      if (stop_loop_) break;
+      batch.swap(inbox_);
+    }
+    if (std::chrono::steady_clock::now() >= next_tick) {
+      node_->tick();
+      next_tick += cfg_.heartbeat;
+    }
+    // Every proposal queued meanwhile joins the same Ready, hence the same fdatasync.
+    std::vector<std::shared_ptr<read_waiter>> readers;
+    for (auto& in : batch) {
+      if (auto* p = std::get_if<loop_input::proposal>(&in.v)) {
+        if (auto r = node_->propose(std::move(p->data)); !r) {
+          std::shared_ptr<waiter> w;
+          {
+            std::lock_guard lock(wait_mu_);
+            if (auto it = waiters_.find(p->id); it != waiters_.end()) {
+              w = it->second;
+              waiters_.erase(it);
+            }
+          }
+          if (w) {
+            w->done.set_value({cairn::unexpected(r.error() == raft::propose_error::no_leader
+                                                     ? base::errc::no_leader
+                                                     : base::errc::not_leader)});
+          }
+        }
+      } else if (auto* rw = std::get_if<std::shared_ptr<read_waiter>>(&in.v)) {
+        readers.push_back(std::move(*rw));
+      } else if (auto* m = std::get_if<raftpb::Message>(&in.v)) {
+        if (auto r = node_->step(*m); !r) {
+          spdlog::warn("etcdserver: dropped a raft message: {}", raft::to_string(r.error()));
+        }
+      } else {
+        auto& sd = std::get<loop_input::snapshot_due>(in.v);
+        take_snapshot(sd.index, sd.term);
+      }
+    }
+    batch.clear();
+    // One ReadIndex round answers every read that arrived since the last one.
+    if (!readers.empty()) {
+      std::string ctx = schema::encode_u64(++next_read_);
+      if (auto r = node_->read_index(ctx); !r) {
+        for (auto& rw : readers) rw->index.set_value(cairn::unexpected(base::errc::no_leader));
+      } else {
+        reads_[ctx] = std::move(readers);
+      }
+    }
+    while (node_->has_ready()) handle_ready();
+  }
+  // Persist the latest commit index so a restart does not re-elect to learn it.
+  if (!crash_) (void)wal_->save(hard_state_, {});
+}
+
+void server::handle_ready() {
+  raft::ready rd = node_->ready();
+  if (rd.soft) leader_ = rd.soft->lead.value();
+  bool sync = rd.must_sync || !rd.entries.empty();
+  if (rd.hard_state) {
+    hard_state_ = *rd.hard_state;
+    term_ = hard_state_.term();
+    committed_ = hard_state_.commit();
+  }
+  if (rd.snapshot) {
+    fatal("installing a snapshot from a leader is not supported yet (single member only)");
+  }
+  // A commit-index-only change is not synced on its own (raft recovers the commit index), it
+  // rides along with the next entries: one fdatasync per Ready that has something to promise.
+  if (sync) {
+#ifdef CAIRN_PLANTED_BUG_SYNC_PER_ENTRY
+    for (std::size_t i = 0; i < rd.entries.size(); ++i) {
+      if (auto r = wal_->save(hard_state_, std::span(rd.entries).subspan(i, 1)); !r) {
+        fatal(absl::StrCat("WAL save failed: ", r.error().message));
+      }
+    }
+    if (rd.entries.empty())
+#endif
+      if (auto r = wal_->save(hard_state_, rd.entries); !r) {
+        fatal(absl::StrCat("WAL save failed: ", r.error().message));
+      }
+  }
+  if (rd.hard_state) storage_.set_hard_state(hard_state_);
+  if (!rd.entries.empty()) {
+    storage_.append(rd.entries);
+    last_index_ = storage_.last_index();
+  }
+  if (!rd.messages.empty()) {
+    if (cfg_.peers != nullptr) {
+      cfg_.peers->send(std::move(rd.messages));
+    } else {
+      spdlog::debug("etcdserver: no transport: dropping {} raft messages", rd.messages.size());
+    }
+  }
+  if (!rd.committed_entries.empty()) {
+    {
+      std::lock_guard lock(apply_mu_);
+      apply_queue_.push_back(std::move(rd.committed_entries));
+    }
+    apply_cv_.notify_one();
+  }
+  for (const auto& rs : rd.read_states) {
+    auto it = reads_.find(rs.context);
+    if (it == reads_.end()) continue;
+    for (auto& rw : it->second) rw->index.set_value(rs.index);
+    reads_.erase(it);
+  }
+  for (const auto& ctx : rd.dropped_reads) {
+    auto it = reads_.find(ctx);
+    if (it == reads_.end()) continue;
+    for (auto& rw : it->second) rw->index.set_value(cairn::unexpected(base::errc::leader_changed));
+    reads_.erase(it);
+  }
+  node_->advance();
+}
+
+void server::take_snapshot(std::uint64_t index, std::uint64_t term) {
+  // The WAL must hold a commit index covering the snapshot before the entries go.
+  if (auto r = wal_->save(hard_state_, {}); !r) fatal(r.error().message);
+  auto snap = storage_.create_snapshot(index, conf_, "");
+  if (!snap) {
+    spdlog::warn("etcdserver: snapshot at {} skipped: {}", index, raft::to_string(snap.error()));
+    return;
+  }
+  if (auto r = snapshotter_->save(*snap); !r)
+    fatal(absl::StrCat("saving snapshot: ", r.error().message));
+  if (auto r = wal_->save_snapshot({index, term}); !r) fatal(r.error().message);
+  // The backend was synced up to `index` by the apply thread before it asked for this.
+  if (auto r = wal_->release_to(index); !r) fatal(r.error().message);
+  if (index > cfg_.snapshot_catch_up_entries) {
+    (void)storage_.compact(index - cfg_.snapshot_catch_up_entries);
+  }
+  snapshot_index_ = index;
+  spdlog::info("etcdserver: saved snapshot at index {} (term {})", index, term);
+}
+
+// ---------------------------------------------------------------- apply
+
+void server::apply_loop() {
+  while (true) {
+    std::vector<raftpb::Entry> batch;
+    std::deque<std::function<void(bool)>> tasks;
+    {
+      std::unique_lock lock(apply_mu_);
+      apply_cv_.wait_for(lock, cfg_.backend_batch_interval, [&] {
+        return stop_apply_ || !tasks_.empty() || (!apply_queue_.empty() && !apply_paused_);
+      });
+      if (crash_) {
+        for (auto& t : tasks_) t(false);
+        tasks_.clear();
+        // The watch sync loop reads the backend on its own thread: end it before the backend
+        // goes away under it (this thread is the writer, so no write races the teardown).
+        watchable_.reset();
+        backend_->simulate_crash();
+        return;
+      }
+      if (stop_apply_ && apply_queue_.empty() && tasks_.empty()) break;
+      if (!apply_queue_.empty() && !apply_paused_) {
+        batch = std::move(apply_queue_.front());
+        apply_queue_.pop_front();
+      }
+      tasks.swap(tasks_);
+    }
+    for (const auto& e : batch) apply_entry(e);
+    for (auto& t : tasks) t(true);
+    if (store_->compaction_pending()) (void)store_->compaction_step();
+    backend_->commit_if_due();
+    std::uint64_t applied = applied_.load();
+    if (applied >= last_snapshot_ + cfg_.snapshot_count) {
+      // Everything up to `applied` must be durable in the db before the WAL lets it go.
+      backend_->sync();
+      last_snapshot_ = applied;
+      {
+        std::lock_guard lock(loop_mu_);
+        inbox_.push_back({loop_input::snapshot_due{applied, applied_term_}});
+      }
+      loop_cv_.notify_one();
+    }
+  }
+  backend_->force_commit();
+}
+
+cairn::expected<void, server_error> server::defrag() {
+  auto done = std::make_shared<std::promise<cairn::expected<void, server_error>>>();
+  auto fut = done->get_future();
+  {
+    std::lock_guard lock(apply_mu_);
+    if (stop_apply_) return cairn::unexpected(server_error{"etcdserver: server stopped"});
+    tasks_.push_back([this, done](bool run) {
+      if (!run) {
+        done->set_value(cairn::unexpected(server_error{"etcdserver: server stopped"}));
+        return;
+      }
+      auto before = backend_->size();
+      auto r = backend_->defrag();
+      if (!r) {
+        done->set_value(cairn::unexpected(server_error{r.error().message}));
+        return;
+      }
+      spdlog::info("etcdserver: defragmented the db: {} -> {} bytes", before, backend_->size());
+      done->set_value({});
+    });
+  }
+  apply_cv_.notify_all();
+  return fut.get();
+}
+
+void server::apply_entry(const raftpb::Entry& e) {
+  auto publish = [&] {
+    applied_term_ = e.term();
+    {
+      std::lock_guard lock(applied_mu_);
+      applied_ = e.index();
+    }
+    applied_cv_.notify_all();
+  };
+#ifndef CAIRN_PLANTED_BUG_APPLY_TWICE
+  // Exactly once: the db already holds the effects of entries up to its consistent index.
+  if (e.index() <= store_->consistent_index().index) return publish();
+#endif
+  store_->set_consistent_index({e.index(), e.term()});
+  if (e.type() == raftpb::ENTRY_NORMAL && !e.data().empty()) {
+    auto req = decode_request(e.data());
+    if (!req) fatal(absl::StrCat("undecodable request in raft entry ", e.index()));
+    apply_result res = apply_request(*req);
+    std::shared_ptr<waiter> w;
+    {
+      std::lock_guard lock(wait_mu_);
+      if (auto it = waiters_.find(req->id); it != waiters_.end()) {
+        w = it->second;
+        waiters_.erase(it);
+      }
+    }
+    if (w) w->done.set_value(std::move(res));
+  } else if (e.type() != raftpb::ENTRY_NORMAL) {
+    spdlog::warn("etcdserver: membership change at {} ignored (single member only)", e.index());
+  }
+  publish();
+}
+
+server::apply_result server::apply_request(const request& r) {
+  bool nospace;
+  {
+    std::lock_guard lock(alarm_mu_);
+    nospace = alarms_.contains({member_id_, alarm_type::nospace});
+  }
+  return std::visit(
+      [&](const auto& op) -> apply_result {
+        using T = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<T, mvcc::put_request>) {
+          // While NOSPACE is raised writes that add data are refused (etcd's capped applier).
+          if (nospace) return {cairn::unexpected(base::errc::no_space)};
+          auto res = store_->put(op);
+          if (!res) return {cairn::unexpected(from_mvcc(res.error()))};
+          return {apply_value(std::move(*res))};
+        } else if constexpr (std::is_same_v<T, mvcc::delete_range_request>) {
+          auto res = store_->delete_range(op);
+          if (!res) return {cairn::unexpected(from_mvcc(res.error()))};
+          return {apply_value(std::move(*res))};
+        } else if constexpr (std::is_same_v<T, mvcc::txn_request>) {
+          if (nospace && quota_cost(op) > 0) return {cairn::unexpected(base::errc::no_space)};
+          auto res = store_->txn(op);
+          if (!res) return {cairn::unexpected(from_mvcc(res.error()))};
+          return {apply_value(std::move(*res))};
+        } else if constexpr (std::is_same_v<T, compact_request>) {
+          auto res = store_->compact(op.revision);
+          if (!res) return {cairn::unexpected(from_mvcc(res.error()))};
+          if (op.physical) store_->finish_compaction();
+          return {apply_value(compact_response{store_->rev()})};
+        } else {
+          std::vector<alarm_member> out;
+          alarm_member m{op.member_id, op.alarm};
+          // Only this thread changes alarms_, so the set can be read here and changed after the
+          // backend write; alarm_mu_ is never held across a backend call (LMDB's writer lock
+          // would then order against it).
+          bool present;
+          {
+            std::lock_guard lock(alarm_mu_);
+            present = alarms_.contains(m);
+            if (op.action == alarm_action::get) {
+              for (const auto& a : alarms_) {
+                if (op.alarm == alarm_type::none || a.alarm == op.alarm) out.push_back(a);
+              }
+            }
+          }
+          if (op.action == alarm_action::activate && op.alarm != alarm_type::none) {
+            if (!present) {
+              backend_->put(schema::alarm, alarm_key(m), "");
+              std::lock_guard lock(alarm_mu_);
+              alarms_.insert(m);
+            }
+            out.push_back(m);
+          } else if (op.action == alarm_action::deactivate && present) {
+            backend_->del(schema::alarm, alarm_key(m));
+            {
+              std::lock_guard lock(alarm_mu_);
+              alarms_.erase(m);
+            }
+            out.push_back(m);
+          }
+          return {apply_value(std::move(out))};
+        }
+      },
+      r.op);
+}
+
+}  // namespace cairn::etcdserver

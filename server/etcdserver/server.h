@@ -1,0 +1,255 @@
+// etcdserver/server.h: the node. Owns the data directory (<data-dir>/member/{wal,snap,db} and a
+// format-version file), the raft node, the WAL and snapshot files, the backend, the mvcc store
+// and the watchable store, and the two threads that move requests through them:
+//
+//   raft loop:  ticks every heartbeat; takes proposals, reads and peer messages from one queue;
+//               for each Ready: WAL save (one fdatasync per Ready, however many proposals it
+//               carries: group commit), then send messages, then hand committed entries to the
+//               apply thread, then resolve ReadIndex answers, then advance. Also saves raft
+//               snapshots, releases WAL segments and compacts the in-memory raft log.
+//   apply:      the backend's writer thread. Applies committed entries in order, exactly once
+//               (entries at or below the backend's consistent index are skipped), answers the
+//               waiting caller through the wait registry, runs compaction steps and batch
+//               commits, and every `snapshot_count` entries syncs the backend and asks the raft
+//               loop for a snapshot.
+//
+// Callers (the gRPC services) use the request functions below from any thread; each blocks until
+// the request is applied, fails, or times out (`request_timeout`). Errors are base::errc values
+// with etcd's messages.
+//
+// Identity: a new member's id is FNV-1a-64 of "name\0initial_cluster\0token" and the cluster id
+// FNV-1a-64 of the member id bytes (big-endian) followed by the token (etcd also hashes URLs and
+// token; only the determinism matters here). Both are written in the WAL metadata and read back
+// on restart, so changing the flags later does not change the ids.
+//
+// Single member for now: membership comes from the bootstrap snapshot; messages for other
+// members go to the `transport` interface (clustering is a later step).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/errors.h"
+#include "base/expected.h"
+#include "base/file.h"
+#include "etcdserver/compactor.h"
+#include "etcdserver/request.h"
+#include "mvcc/kv.h"
+#include "mvcc/store.h"
+#include "mvcc/watchable_store.h"
+#include "raft/raw_node.h"
+#include "raftpb/raft.pb.h"
+
+namespace cairn::snap {
+class snapshotter;
+}
+namespace cairn::wal {
+class wal;
+}
+
+namespace cairn::etcdserver {
+
+// Where raft messages for other members go. Called on the raft loop thread, after the entries
+// and hard state they depend on are durable; must not block for long.
+class transport {
+ public:
+  virtual ~transport() = default;
+  virtual void send(std::vector<raftpb::Message> msgs) = 0;
+};
+
+struct server_config {
+  std::string name = "default";
+  std::string data_dir;
+  std::string initial_cluster;  // "name=url,..." as given; only hashed into the ids for now
+  std::string initial_cluster_token = "etcd-cluster";
+  std::chrono::milliseconds heartbeat{100};
+  std::chrono::milliseconds election{1000};
+  std::uint64_t snapshot_count = 100000;
+  // Raft entries kept in memory behind a snapshot for slow followers (etcd: 5000).
+  std::uint64_t snapshot_catch_up_entries = 5000;
+  std::uint64_t quota_bytes = std::uint64_t{2} << 30;
+  // A request whose encoding is larger is refused (etcd: --max-request-bytes, 1.5 MiB).
+  std::uint64_t max_request_bytes = 1572864;
+  // Committed but unapplied entries beyond which new requests are refused (etcd: 5000).
+  std::uint64_t max_pending_applies = 5000;
+  // 0: 5 s + 2 × election, as etcd.
+  std::chrono::milliseconds request_timeout{0};
+  std::optional<compactor_options> auto_compaction;
+  // WAL and snapshot files go through this (tests put a sim_file_system here); the LMDB file is
+  // always a real file under data_dir. nullptr: the real file system.
+  base::file_system* fs = nullptr;
+  std::uint64_t wal_segment_size = 64 * 1024 * 1024;
+  // Backend batching (tests lengthen it to keep writes in the open batch).
+  std::chrono::milliseconds backend_batch_interval{100};
+  std::uint32_t backend_batch_limit = 10000;
+  transport* peers = nullptr;
+};
+
+struct server_error {
+  std::string message;
+};
+
+struct compact_response {
+  std::int64_t revision = 0;  // the store's revision when applied (header)
+};
+
+struct status_info {
+  std::uint64_t member_id = 0;
+  std::uint64_t cluster_id = 0;
+  std::uint64_t leader = 0;
+  std::uint64_t raft_index = 0;  // last log index
+  std::uint64_t raft_term = 0;
+  std::uint64_t applied_index = 0;
+  std::uint64_t db_size = 0;
+  std::uint64_t db_size_in_use = 0;
+  std::int64_t revision = 0;
+  std::vector<alarm_member> alarms;
+};
+
+class server {
+ public:
+  // Opens or creates the data directory, recovers (snapshot + WAL replay), starts the threads
+  // and, for a single-member cluster, waits until this member leads.
+  static cairn::expected<std::unique_ptr<server>, server_error> start(server_config cfg);
+  // Stops the threads, commits the backend and closes the WAL.
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  std::uint64_t member_id() const { return member_id_; }
+  std::uint64_t cluster_id() const { return cluster_id_; }
+  std::uint64_t term() const { return term_.load(); }
+  std::uint64_t leader() const { return leader_.load(); }
+  std::uint64_t applied_index() const { return applied_.load(); }
+  std::uint64_t committed_index() const { return committed_.load(); }
+
+  // --- requests, any thread ---
+  // Linearizable unless `serializable`: one ReadIndex round through raft, then a local read
+  // once the applied index has caught up.
+  cairn::expected<mvcc::range_response, base::errc> range(const mvcc::range_request& r,
+                                                          bool serializable = false);
+  cairn::expected<mvcc::put_response, base::errc> put(const mvcc::put_request& r);
+  cairn::expected<mvcc::delete_range_response, base::errc> delete_range(
+      const mvcc::delete_range_request& r);
+  cairn::expected<mvcc::txn_response, base::errc> txn(const mvcc::txn_request& r);
+  cairn::expected<compact_response, base::errc> compact(std::int64_t revision, bool physical);
+  // Alarm get/activate/deactivate, through raft; answers the alarms it concerns (get: all).
+  cairn::expected<std::vector<alarm_member>, base::errc> alarm(const alarm_request& r);
+  std::vector<alarm_member> alarms() const;
+  status_info status();
+  // Rewrites the db compactly (backend::defrag) on the apply thread; allowed under NOSPACE.
+  // Blocks writes while it runs.
+  cairn::expected<void, server_error> defrag();
+
+  // A raft message from a peer (the transport calls this).
+  void step(raftpb::Message m);
+
+  mvcc::store& store() { return *store_; }
+  mvcc::watchable_store& watchable() { return *watchable_; }
+  backend::backend& backend() { return *backend_; }
+
+  // --- tests ---
+  // Stops the threads without committing the backend's open batch, as a process crash would
+  // leave the db (the WAL keeps what it synced; crash the file layer afterwards).
+  void simulate_crash();
+  // Holds the apply thread before its next entry until resumed (to build an apply backlog).
+  void pause_apply(bool paused);
+  std::uint64_t snapshot_index() const { return snapshot_index_.load(); }
+
+ private:
+  struct apply_result;
+  struct waiter;
+  struct read_waiter;
+  struct loop_input;
+
+  explicit server(server_config cfg);
+  cairn::expected<void, server_error> open();
+  cairn::expected<apply_result, base::errc> propose(request r);
+  cairn::expected<void, base::errc> wait_read_index();
+  bool wait_applied(std::uint64_t index, std::chrono::steady_clock::time_point deadline);
+  cairn::expected<void, base::errc> check_quota(std::int64_t cost);
+  void raft_loop();
+  void handle_ready();
+  void take_snapshot(std::uint64_t index, std::uint64_t term);
+  void apply_loop();
+  void apply_entry(const raftpb::Entry& e);
+  apply_result apply_request(const request& r);
+  void load_alarms();
+  void shutdown(bool crash);
+
+  server_config cfg_;
+  base::file_system* fs_;
+  std::uint64_t member_id_ = 0;
+  std::uint64_t cluster_id_ = 0;
+
+  std::unique_ptr<wal::wal> wal_;
+  std::unique_ptr<snap::snapshotter> snapshotter_;
+  std::unique_ptr<backend::backend> backend_;
+  std::unique_ptr<mvcc::store> store_;
+  std::unique_ptr<mvcc::watchable_store> watchable_;
+  raft::memory_storage storage_;
+  std::unique_ptr<raft::raw_node> node_;
+  raftpb::HardState hard_state_;
+  raftpb::ConfState conf_;
+  std::unique_ptr<compactor> compactor_;
+
+  std::atomic<std::uint64_t> term_{0};
+  std::atomic<std::uint64_t> leader_{0};
+  std::atomic<std::uint64_t> committed_{0};
+  std::atomic<std::uint64_t> applied_{0};
+  std::atomic<std::uint64_t> last_index_{0};
+  std::atomic<std::uint64_t> snapshot_index_{0};
+  std::atomic<std::uint64_t> next_id_{0};
+
+  // Raft loop input.
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  std::deque<loop_input> inbox_;  // guarded by loop_mu_
+  bool stop_loop_ = false;        // guarded by loop_mu_
+  std::thread raft_thread_;
+  // ReadIndex rounds in flight: context → the readers it answers (raft thread only).
+  std::map<std::string, std::vector<std::shared_ptr<read_waiter>>> reads_;
+  std::uint64_t next_read_ = 0;
+
+  // Apply input.
+  std::mutex apply_mu_;
+  std::condition_variable apply_cv_;
+  std::deque<std::vector<raftpb::Entry>> apply_queue_;  // guarded by apply_mu_
+  bool stop_apply_ = false;                             // guarded by apply_mu_
+  bool apply_paused_ = false;                           // guarded by apply_mu_
+  bool crash_ = false;                                  // guarded by apply_mu_
+  // Work for the writer thread (defrag); called with false when it will never run (crash).
+  std::deque<std::function<void(bool)>> tasks_;  // guarded by apply_mu_
+  std::thread apply_thread_;
+  std::uint64_t applied_term_ = 0;   // apply thread
+  std::uint64_t last_snapshot_ = 0;  // apply thread: index of the last snapshot asked for
+
+  // Applied-index watchers (linearizable reads).
+  std::mutex applied_mu_;
+  std::condition_variable applied_cv_;
+
+  // Wait registry: request id → the caller waiting for its result.
+  std::mutex wait_mu_;
+  std::map<std::uint64_t, std::shared_ptr<waiter>> waiters_;  // guarded by wait_mu_
+
+  mutable std::mutex alarm_mu_;
+  std::set<alarm_member> alarms_;  // guarded by alarm_mu_; written by the apply thread
+
+  bool stopped_ = false;  // guarded by wait_mu_
+};
+
+}  // namespace cairn::etcdserver

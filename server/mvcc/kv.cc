@@ -1,0 +1,35 @@
+#include "mvcc/kv.h"
+
+namespace cairn::mvcc {
+
+std::string_view to_string(errc e) {
+  switch (e) {
+    case errc::compacted:
+      return "mvcc: required revision has been compacted";
+    case errc::future_rev:
+      return "mvcc: required revision is a future revision";
+    case errc::key_not_found:
+      return "key not found";
+    case errc::watch_id_exists:
+      return "mvcc: duplicate watch ID provided on the WatchStream";
+    case errc::watch_not_found:
+      return "mvcc: watcher does not exist";
+    case errc::closed:
+      return "mvcc: watch stream closed";
+  }
+  return "mvcc: unknown error";
+}
+
+std::string prefix_range_end(std::string_view prefix) {
+  std::string end(prefix);
+  for (std::size_t i = end.size(); i-- > 0;) {
+    if (static_cast<unsigned char>(end[i]) < 0xff) {
+      end[i] = static_cast<char>(static_cast<unsigned char>(end[i]) + 1);
+      end.resize(i + 1);
+      return end;
+    }
+  }
+  return std::string(1, '\0');
+}
+
+}  // namespace cairn::mvcc

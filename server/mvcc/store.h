@@ -1,0 +1,135 @@
+// mvcc/store.h: the multi-version key-value store over the backend (etcd's mvcc store).
+//
+// It owns the revision counter, the in-memory key index (rebuilt from the key bucket at open),
+// the key bucket's contents (format in record.h), compaction (index at once, disk in batches)
+// and HashKV. It never knows raft: the caller hands it the consistent index to persist.
+//
+// Threads. Writes (put, delete_range, txn, compact, compaction_step, set_consistent_index) come
+// from the backend's writer thread only. Reads (range, hash_kv, rev, compact_rev) come from any
+// thread, concurrently with writes: a read sees the store as of one revision, whatever the
+// writer does meanwhile.
+//
+// Batching and the consistent index. Each write transaction ends with `backend.commit_if_due()`
+// (unless `options::commit_at_write_end` is off), and the consistent index set last is written
+// by a pre-commit hook, so every commit carries the index of the last entry applied. An entry
+// applied as more than one write transaction must hold commits (`backend.hold_commits()`) so
+// that no commit separates its parts: call set_consistent_index(i) before applying entry i.
+//
+// Revisions: an empty store is at revision 1; each write transaction that changes something
+// takes the next main revision, its changes take sub revisions 0, 1, ...
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/expected.h"
+#include "mvcc/key_index.h"
+#include "mvcc/kv.h"
+#include "schema/schema.h"
+
+namespace cairn::mvcc {
+
+// One change of a write transaction, as watchers need it.
+struct change {
+  event_type type = event_type::put;
+  key_value kv;   // put: the new key-value; del: key and mod_revision only
+  revision rev;   // the change's own revision
+  revision prev;  // the key's previous change in its generation (main 0: the key did not exist)
+};
+
+// Told about every write transaction that changed something, on the writer thread, before the
+// batch may commit. It must call `publish` exactly once: that makes `rev` the store's revision
+// for readers. Doing so while holding its own lock lets the observer order notifications with
+// the revision readers see.
+class write_observer {
+ public:
+  virtual ~write_observer() = default;
+  virtual void on_write(std::int64_t rev, const std::vector<change>& changes,
+                        const std::function<void()>& publish) = 0;
+};
+
+struct store_options {
+  // Entries one compaction step examines (etcd's compaction batch limit).
+  std::int64_t compaction_batch_limit = 1000;
+  bool commit_at_write_end = true;
+};
+
+class store {
+ public:
+  // Rebuilds the index from the backend and resumes a compaction a crash interrupted.
+  static std::unique_ptr<store> open(backend::backend& b, store_options opts = {});
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // --- any thread ---
+  std::int64_t rev() const { return current_.load(std::memory_order_acquire); }
+  // The last compaction's revision, -1 if none.
+  std::int64_t compact_rev() const { return compact_.load(std::memory_order_acquire); }
+  cairn::expected<range_response, errc> range(const range_request& r) const;
+  // CRC-32C over the key bucket's entries up to `rev` (0: current) that the last compaction
+  // keeps, seeded with the bucket name; the same history gives the same hash on every member,
+  // whether or not its compaction has finished on disk. Our entries are not etcd's, so the
+  // value is comparable only between Cairn members.
+  cairn::expected<hash_kv_result, errc> hash_kv(std::int64_t rev) const;
+  const tree_index& index() const { return index_; }
+  backend::backend& backend() const { return be_; }
+
+  // --- the writer thread ---
+  cairn::expected<put_response, errc> put(const put_request& r);
+  cairn::expected<delete_range_response, errc> delete_range(const delete_range_request& r);
+  cairn::expected<txn_response, errc> txn(const txn_request& r);
+  // Compacts the index at `rev` at once (reads below `rev` fail from now on) and schedules the
+  // removal from disk, which compaction_step does in batches.
+  cairn::expected<void, errc> compact(std::int64_t rev);
+  bool compaction_pending() const { return job_.has_value(); }
+  // Removes up to `compaction_batch_limit` entries; true while more remains.
+  bool compaction_step();
+  void finish_compaction();
+  void set_consistent_index(schema::consistent_index ci);
+  schema::consistent_index consistent_index() const { return ci_; }
+  void set_observer(write_observer* o) { observer_ = o; }
+  // The key-value stored at `rev` (a put), read inside the batch. For observers (prev_kv).
+  std::optional<key_value> read_put(revision rev);
+
+ private:
+  struct write_ctx;
+  struct compaction_job {
+    std::int64_t rev;
+    revision_set kept;
+    std::string next;  // the revision key to resume at
+  };
+
+  store(backend::backend& b, store_options opts);
+  void restore();
+  void end_write(write_ctx& ctx);
+  key_value put_in(write_ctx& ctx, const put_request& r, std::optional<key_value>* prev);
+  std::int64_t delete_in(write_ctx& ctx, std::string_view key, std::string_view end,
+                         std::vector<key_value>* prevs);
+  range_response range_in(write_ctx& ctx, const range_request& r);
+  bool compare_holds(const compare& c, std::int64_t at);
+  void txn_path(const txn_request& r, std::int64_t at, std::vector<bool>& path);
+  cairn::expected<void, errc> txn_check(const txn_request& r, const std::vector<bool>& path,
+                                        std::size_t& pos, std::int64_t at);
+  txn_response txn_apply(write_ctx& ctx, const txn_request& r, const std::vector<bool>& path,
+                         std::size_t& pos);
+
+  backend::backend& be_;
+  store_options opts_;
+  tree_index index_;
+  std::atomic<std::int64_t> current_{1};
+  std::atomic<std::int64_t> compact_{-1};
+  std::optional<compaction_job> job_;
+  schema::consistent_index ci_;
+  bool ci_dirty_ = false;
+  int hook_id_ = -1;
+  write_observer* observer_ = nullptr;
+};
+
+}  // namespace cairn::mvcc
