@@ -1,14 +1,158 @@
 #include "cmd/run.h"
 
-#include <iostream>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "etcdserver/server.h"
+#include "http/health.h"
+#include "http/router.h"
+#include "v3rpc/client_listener.h"
+#include "v3rpc/services.h"
 
 namespace cairn::cmd {
+namespace {
 
-int run(const config&) {
-  // Exit status 2, not 0: nothing is being served, and scripts must not take this for a
-  // member that ran and stopped cleanly.
-  std::cerr << "cairn: the server is not built yet; configuration is valid\n";
-  return 2;
+std::chrono::milliseconds to_ms(duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+std::vector<v3rpc::listen_url> to_listen(const std::vector<url>& urls) {
+  std::vector<v3rpc::listen_url> out;
+  for (const auto& u : urls) out.push_back({u.scheme, u.host, u.port});
+  return out;
+}
+
+std::vector<std::string> to_strings(const std::vector<url>& urls) {
+  std::vector<std::string> out;
+  for (const auto& u : urls) out.push_back(u.to_string());
+  return out;
+}
+
+std::expected<etcdserver::server_config, std::string> node_config(const config& cfg) {
+  etcdserver::server_config s;
+  s.name = cfg.name;
+  s.data_dir = cfg.data_dir.empty() ? cfg.name + ".cairn" : cfg.data_dir;
+  s.initial_cluster = cfg.initial_cluster;
+  s.initial_cluster_token = cfg.initial_cluster_token;
+  s.heartbeat = std::chrono::milliseconds(cfg.heartbeat_interval_ms);
+  s.election = std::chrono::milliseconds(cfg.election_timeout_ms);
+  s.snapshot_count = cfg.snapshot_count;
+  s.snapshot_catch_up_entries = cfg.snapshot_catchup_entries;
+  if (cfg.quota_backend_bytes > 0) {
+    s.quota_bytes = static_cast<std::uint64_t>(cfg.quota_backend_bytes);
+  } else if (cfg.quota_backend_bytes < 0) {
+    s.quota_bytes = UINT64_MAX;  // etcd: a negative quota means none
+  }
+  s.max_request_bytes = cfg.max_request_bytes;
+  if (cfg.backend_batch_interval.count() > 0) {
+    s.backend_batch_interval = to_ms(cfg.backend_batch_interval);
+  }
+  if (cfg.backend_batch_limit > 0) {
+    s.backend_batch_limit = static_cast<std::uint32_t>(cfg.backend_batch_limit);
+  }
+  auto retention =
+      parse_compaction_retention(cfg.auto_compaction_mode, cfg.auto_compaction_retention);
+  if (!retention) return std::unexpected(retention.error());
+  if (cfg.auto_compaction_mode == compaction_mode::periodic && retention->period.count() > 0) {
+    etcdserver::compactor_options c;
+    c.mode = etcdserver::compaction_mode::periodic;
+    c.period = to_ms(retention->period);
+    s.auto_compaction = c;
+  } else if (cfg.auto_compaction_mode == compaction_mode::revision && retention->revisions > 0) {
+    etcdserver::compactor_options c;
+    c.mode = etcdserver::compaction_mode::revision;
+    c.revisions = retention->revisions;
+    s.auto_compaction = c;
+  }
+  return s;
+}
+
+v3rpc::listener_options listener_config(const config& cfg) {
+  v3rpc::listener_options o;
+  o.client_urls = to_listen(cfg.listen_client_urls);
+  o.client_http_urls = to_listen(cfg.listen_client_http_urls);
+  o.metrics_urls = to_listen(cfg.listen_metrics_urls);
+  o.max_request_bytes = cfg.max_request_bytes;
+  o.max_concurrent_streams = cfg.max_concurrent_streams;
+  o.keepalive_min_time = to_ms(cfg.grpc_keepalive_min_time);
+  o.keepalive_interval = to_ms(cfg.grpc_keepalive_interval);
+  o.keepalive_timeout = to_ms(cfg.grpc_keepalive_timeout);
+  o.reuse_port = cfg.socket_reuse_port;
+  return o;
+}
+
+}  // namespace
+
+int run(const config& cfg) {
+  // Block the stop signals before any thread starts, so that every thread inherits the mask
+  // and only the sigwait below takes them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto node_cfg = node_config(cfg);
+  if (!node_cfg) {
+    spdlog::error("cannot start: {}", node_cfg.error());
+    return 1;
+  }
+  spdlog::info("starting member {} in data dir {}", cfg.name, node_cfg->data_dir);
+  auto node = etcdserver::server::start(*node_cfg);
+  if (!node) {
+    spdlog::error("cannot start the member: {}", node.error().message);
+    return 1;
+  }
+  etcdserver::server& n = **node;
+
+  v3rpc::service_options svc;
+  svc.max_txn_ops = cfg.max_txn_ops;
+  svc.self = {cfg.name, to_strings(cfg.initial_advertise_peer_urls),
+              to_strings(cfg.advertise_client_urls)};
+  v3rpc::kv_service kv(n, svc);
+  v3rpc::maintenance_service maintenance(n);
+  v3rpc::cluster_service cluster(n, svc.self);
+
+  auto health = std::make_shared<v3rpc::node_health>(n);
+  auto counters = std::make_shared<http::health_counters>();
+  auto metrics_text = [counters] { return http::health_metrics_text(*counters); };
+  http::router client_routes;
+  http::install_health(client_routes, health, counters);
+  http::install_version(client_routes, health);
+  http::install_metrics(client_routes, metrics_text);
+  http::router metrics_routes;
+  http::install_metrics_endpoints(metrics_routes, health, counters, metrics_text);
+
+  auto listener = v3rpc::client_listener::start(
+      listener_config(cfg),
+      [&](grpc::ServerBuilder& b) {
+        b.RegisterService(&kv);
+        b.RegisterService(&maintenance);
+        b.RegisterService(&cluster);
+      },
+      client_routes.as_handler(), metrics_routes.as_handler());
+  if (!listener) {
+    spdlog::error("cannot listen: {}", listener.error());
+    return 1;
+  }
+  for (const auto& a : (*listener)->client_addresses()) {
+    spdlog::info("ready to serve client requests on {} (member {:x}, cluster {:x})", a,
+                 n.member_id(), n.cluster_id());
+  }
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  (*listener)->stop();
+  listener->reset();
+  node->reset();
+  spdlog::info("stopped serving");
+  return 0;
 }
 
 }  // namespace cairn::cmd

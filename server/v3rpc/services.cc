@@ -1,0 +1,453 @@
+#include "v3rpc/services.h"
+
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "base/version.h"
+#include "v3rpc/errors.h"
+
+namespace cairn::v3rpc {
+namespace {
+
+// The public conversions overload with the helpers below.
+using v3rpc::from_wire;
+using v3rpc::to_wire;
+
+grpc::Status fail(base::errc e) { return to_grpc_status(e); }
+
+// etcd refuses calls that demand a leader (metadata hasleader=true) while there is none.
+std::optional<base::errc> leader_required(grpc::ServerContext* ctx,
+                                          const etcdserver::server& node) {
+  auto [lo, hi] = ctx->client_metadata().equal_range("hasleader");
+  for (auto it = lo; it != hi; ++it) {
+    if (std::string_view(it->second.data(), it->second.size()) == "true" && node.leader() == 0) {
+      return base::errc::no_leader;
+    }
+  }
+  return std::nullopt;
+}
+
+void fill_header(etcdserver::server& node, std::int64_t revision, etcdserverpb::ResponseHeader* h) {
+  h->set_cluster_id(node.cluster_id());
+  h->set_member_id(node.member_id());
+  h->set_revision(revision);
+  h->set_raft_term(node.term());
+}
+
+void to_wire(const mvcc::key_value& kv, mvccpb::KeyValue* out) {
+  out->set_key(kv.key);
+  out->set_create_revision(kv.create_revision);
+  out->set_mod_revision(kv.mod_revision);
+  out->set_version(kv.version);
+  out->set_value(kv.value);
+  out->set_lease(kv.lease);
+}
+
+void to_wire(const mvcc::range_response& r, etcdserverpb::RangeResponse& out) {
+  for (const auto& kv : r.kvs) to_wire(kv, out.add_kvs());
+  out.set_more(r.more);
+  out.set_count(r.count);
+}
+
+void to_wire(const mvcc::put_response& r, etcdserverpb::PutResponse& out) {
+  if (r.prev_kv) to_wire(*r.prev_kv, out.mutable_prev_kv());
+}
+
+void to_wire(const mvcc::delete_range_response& r, etcdserverpb::DeleteRangeResponse& out) {
+  out.set_deleted(r.deleted);
+  for (const auto& kv : r.prev_kvs) to_wire(kv, out.add_prev_kvs());
+}
+
+bool is_empty_key(const etcdserverpb::RequestOp& op) {
+  switch (op.request_case()) {
+    case etcdserverpb::RequestOp::kRequestRange:
+      return op.request_range().key().empty();
+    case etcdserverpb::RequestOp::kRequestPut:
+      return op.request_put().key().empty();
+    case etcdserverpb::RequestOp::kRequestDeleteRange:
+      return op.request_delete_range().key().empty();
+    default:
+      return false;
+  }
+}
+
+// The keys one branch writes: single puts and deleted ranges.
+struct written {
+  std::set<std::string> puts;
+  std::vector<std::pair<std::string, std::string>> deletes;  // [key, range_end) as in the API
+};
+
+bool in_range(const std::string& k, const std::pair<std::string, std::string>& r) {
+  if (r.second.empty()) return k == r.first;
+  if (r.second == std::string_view("\0", 1)) return k >= r.first;
+  return k >= r.first && k < r.second;
+}
+
+std::optional<base::errc> check_ops(
+    const google::protobuf::RepeatedPtrField<etcdserverpb::RequestOp>& ops,
+    std::uint64_t max_txn_ops, written& w);
+
+std::optional<base::errc> check_nested(const etcdserverpb::TxnRequest& t, std::uint64_t max_txn_ops,
+                                       written& outer) {
+  if (auto e = check_txn(t, max_txn_ops)) return e;
+  // The nested branches exclude each other, so each may write what the other writes; what
+  // either writes must not collide with the enclosing branch.
+  written a, b;
+  if (auto e = check_ops(t.success(), max_txn_ops, a)) return e;
+  if (auto e = check_ops(t.failure(), max_txn_ops, b)) return e;
+#ifndef CAIRN_PLANTED_BUG_NESTED_TXN_DUPLICATE
+  for (const auto* side : {&a, &b}) {
+    for (const auto& k : side->puts) {
+      if (outer.puts.contains(k)) return base::errc::duplicate_key;
+    }
+  }
+#endif
+  for (const auto* side : {&a, &b}) {
+    outer.puts.insert(side->puts.begin(), side->puts.end());
+    outer.deletes.insert(outer.deletes.end(), side->deletes.begin(), side->deletes.end());
+  }
+  return std::nullopt;
+}
+
+std::optional<base::errc> check_ops(
+    const google::protobuf::RepeatedPtrField<etcdserverpb::RequestOp>& ops,
+    std::uint64_t max_txn_ops, written& w) {
+  for (const auto& op : ops) {
+    if (is_empty_key(op)) return base::errc::empty_key;
+    switch (op.request_case()) {
+      case etcdserverpb::RequestOp::kRequestPut:
+        if (auto e = check_put(op.request_put())) return e;
+        if (!w.puts.insert(op.request_put().key()).second) return base::errc::duplicate_key;
+        break;
+      case etcdserverpb::RequestOp::kRequestDeleteRange:
+        w.deletes.emplace_back(op.request_delete_range().key(),
+                               op.request_delete_range().range_end());
+        break;
+      case etcdserverpb::RequestOp::kRequestTxn:
+        if (auto e = check_nested(op.request_txn(), max_txn_ops, w)) return e;
+        break;
+      default:
+        break;
+    }
+  }
+  for (const auto& k : w.puts) {
+    for (const auto& d : w.deletes) {
+      if (in_range(k, d)) return base::errc::duplicate_key;
+    }
+  }
+  return std::nullopt;
+}
+
+mvcc::compare from_wire(const etcdserverpb::Compare& c) {
+  mvcc::compare out;
+  out.key = c.key();
+  out.range_end = c.range_end();
+  out.result = static_cast<mvcc::compare_result>(c.result());
+  switch (c.target()) {
+    case etcdserverpb::Compare::VERSION:
+      out.target = mvcc::compare_target::version;
+      out.number = c.version();
+      break;
+    case etcdserverpb::Compare::CREATE:
+      out.target = mvcc::compare_target::create;
+      out.number = c.create_revision();
+      break;
+    case etcdserverpb::Compare::MOD:
+      out.target = mvcc::compare_target::mod;
+      out.number = c.mod_revision();
+      break;
+    case etcdserverpb::Compare::VALUE:
+      out.target = mvcc::compare_target::value;
+      out.value = c.value();
+      break;
+    case etcdserverpb::Compare::LEASE:
+      out.target = mvcc::compare_target::lease;
+      out.number = c.lease();
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+std::optional<mvcc::request_op> from_wire(const etcdserverpb::RequestOp& op) {
+  switch (op.request_case()) {
+    case etcdserverpb::RequestOp::kRequestRange:
+      return mvcc::request_op{from_wire(op.request_range())};
+    case etcdserverpb::RequestOp::kRequestPut:
+      return mvcc::request_op{from_wire(op.request_put())};
+    case etcdserverpb::RequestOp::kRequestDeleteRange:
+      return mvcc::request_op{from_wire(op.request_delete_range())};
+    case etcdserverpb::RequestOp::kRequestTxn:
+      return mvcc::request_op{mvcc::box<mvcc::txn_request>(from_wire(op.request_txn()))};
+    default:
+      return std::nullopt;  // an empty op: etcd skips it too
+  }
+}
+
+template <class... F>
+struct overload : F... {
+  using F::operator()...;
+};
+
+void to_wire(const mvcc::response_op& r, std::int64_t revision, etcdserverpb::ResponseOp& out) {
+  // Inner responses carry only the revision in their header, as etcd's apply fills them.
+  std::visit(overload{[&](const mvcc::range_response& x) {
+                        auto* o = out.mutable_response_range();
+                        o->mutable_header()->set_revision(x.revision);
+                        to_wire(x, *o);
+                      },
+                      [&](const mvcc::put_response& x) {
+                        auto* o = out.mutable_response_put();
+                        o->mutable_header()->set_revision(revision);
+                        to_wire(x, *o);
+                      },
+                      [&](const mvcc::delete_range_response& x) {
+                        auto* o = out.mutable_response_delete_range();
+                        o->mutable_header()->set_revision(revision);
+                        to_wire(x, *o);
+                      },
+                      [&](const mvcc::box<mvcc::txn_response>& x) {
+                        auto* o = out.mutable_response_txn();
+                        o->mutable_header()->set_revision(revision);
+                        to_wire(*x, *o);
+                      }},
+             r.op);
+}
+
+base::errc from_mvcc(mvcc::errc e) {
+  switch (e) {
+    case mvcc::errc::compacted:
+      return base::errc::compacted;
+    case mvcc::errc::future_rev:
+      return base::errc::future_rev;
+    default:
+      return base::errc::key_not_found;
+  }
+}
+
+}  // namespace
+
+std::optional<base::errc> check_put(const etcdserverpb::PutRequest& r) {
+  if (r.key().empty()) return base::errc::empty_key;
+  if (r.ignore_value() && !r.value().empty()) return base::errc::value_provided;
+  if (r.ignore_lease() && r.lease() != 0) return base::errc::lease_provided;
+  return std::nullopt;
+}
+
+std::optional<base::errc> check_txn(const etcdserverpb::TxnRequest& r, std::uint64_t max_txn_ops) {
+  auto too_many = [&](int n) { return static_cast<std::uint64_t>(n) > max_txn_ops; };
+  if (too_many(r.compare_size()) || too_many(r.success_size()) || too_many(r.failure_size())) {
+    return base::errc::too_many_ops;
+  }
+  written s, f;
+  if (auto e = check_ops(r.success(), max_txn_ops, s)) return e;
+  if (auto e = check_ops(r.failure(), max_txn_ops, f)) return e;
+  return std::nullopt;
+}
+
+mvcc::range_request from_wire(const etcdserverpb::RangeRequest& r) {
+  mvcc::range_request out;
+  out.key = r.key();
+  out.range_end = r.range_end();
+  out.limit = r.limit();
+  out.revision = r.revision();
+  out.order = static_cast<mvcc::sort_order>(r.sort_order());
+  out.target = static_cast<mvcc::sort_target>(r.sort_target());
+  out.keys_only = r.keys_only();
+  out.count_only = r.count_only();
+  out.min_mod_revision = r.min_mod_revision();
+  out.max_mod_revision = r.max_mod_revision();
+  out.min_create_revision = r.min_create_revision();
+  out.max_create_revision = r.max_create_revision();
+  return out;
+}
+
+mvcc::put_request from_wire(const etcdserverpb::PutRequest& r) {
+  mvcc::put_request out;
+  out.key = r.key();
+  out.value = r.value();
+  out.lease = r.lease();
+  out.prev_kv = r.prev_kv();
+  out.ignore_value = r.ignore_value();
+  out.ignore_lease = r.ignore_lease();
+  return out;
+}
+
+mvcc::delete_range_request from_wire(const etcdserverpb::DeleteRangeRequest& r) {
+  mvcc::delete_range_request out;
+  out.key = r.key();
+  out.range_end = r.range_end();
+  out.prev_kv = r.prev_kv();
+  return out;
+}
+
+mvcc::txn_request from_wire(const etcdserverpb::TxnRequest& r) {
+  mvcc::txn_request out;
+  for (const auto& c : r.compare()) out.compares.push_back(from_wire(c));
+  for (const auto& op : r.success()) {
+    if (auto o = from_wire(op)) out.success.push_back(std::move(*o));
+  }
+  for (const auto& op : r.failure()) {
+    if (auto o = from_wire(op)) out.failure.push_back(std::move(*o));
+  }
+  return out;
+}
+
+void to_wire(const mvcc::txn_response& r, etcdserverpb::TxnResponse& out) {
+  out.set_succeeded(r.succeeded);
+  for (const auto& op : r.responses) to_wire(op, r.revision, *out.add_responses());
+}
+
+grpc::Status kv_service::Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest* req,
+                               etcdserverpb::RangeResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (req->key().empty()) return fail(base::errc::empty_key);
+  auto r = node_.range(from_wire(*req), req->serializable());
+  if (!r) return fail(r.error());
+  to_wire(*r, *resp);
+  fill_header(node_, r->revision, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status kv_service::Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest* req,
+                             etcdserverpb::PutResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = check_put(*req)) return fail(*e);
+  auto r = node_.put(from_wire(*req));
+  if (!r) return fail(r.error());
+  to_wire(*r, *resp);
+  fill_header(node_, r->revision, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status kv_service::DeleteRange(grpc::ServerContext* ctx,
+                                     const etcdserverpb::DeleteRangeRequest* req,
+                                     etcdserverpb::DeleteRangeResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (req->key().empty()) return fail(base::errc::empty_key);
+  auto r = node_.delete_range(from_wire(*req));
+  if (!r) return fail(r.error());
+  to_wire(*r, *resp);
+  fill_header(node_, r->revision, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status kv_service::Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRequest* req,
+                             etcdserverpb::TxnResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = check_txn(*req, options_.max_txn_ops)) return fail(*e);
+  auto r = node_.txn(from_wire(*req));
+  if (!r) return fail(r.error());
+  to_wire(*r, *resp);
+  fill_header(node_, r->revision, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status kv_service::Compact(grpc::ServerContext* ctx,
+                                 const etcdserverpb::CompactionRequest* req,
+                                 etcdserverpb::CompactionResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  auto r = node_.compact(req->revision(), req->physical());
+  if (!r) return fail(r.error());
+  fill_header(node_, r->revision, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status maintenance_service::Alarm(grpc::ServerContext* ctx,
+                                        const etcdserverpb::AlarmRequest* req,
+                                        etcdserverpb::AlarmResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  etcdserver::alarm_request a;
+  a.action = static_cast<etcdserver::alarm_action>(req->action());
+  a.member_id = req->memberid();
+  a.alarm = static_cast<etcdserver::alarm_type>(req->alarm());
+  auto r = node_.alarm(a);
+  if (!r) return fail(r.error());
+  for (const auto& m : *r) {
+    auto* out = resp->add_alarms();
+    out->set_memberid(m.member_id);
+    out->set_alarm(static_cast<etcdserverpb::AlarmType>(m.alarm));
+  }
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status maintenance_service::Status(grpc::ServerContext* ctx,
+                                         const etcdserverpb::StatusRequest*,
+                                         etcdserverpb::StatusResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  auto s = node_.status();
+  resp->set_version(std::string(base::etcd_version));
+  resp->set_dbsize(static_cast<std::int64_t>(s.db_size));
+  resp->set_dbsizeinuse(static_cast<std::int64_t>(s.db_size_in_use));
+  resp->set_leader(s.leader);
+  resp->set_raftindex(node_.committed_index());
+  resp->set_raftterm(s.raft_term);
+  resp->set_raftappliedindex(s.applied_index);
+  if (s.leader == 0) resp->add_errors(std::string(base::message(base::errc::no_leader)));
+  // Each alarm as Go's compact text form of AlarmMember, trailing space included.
+  for (const auto& a : s.alarms) {
+    resp->add_errors("memberID:" + std::to_string(a.member_id) + " alarm:" +
+                     etcdserverpb::AlarmType_Name(static_cast<etcdserverpb::AlarmType>(a.alarm)) +
+                     " ");
+  }
+  fill_header(node_, s.revision, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status maintenance_service::Defragment(grpc::ServerContext*,
+                                             const etcdserverpb::DefragmentRequest*,
+                                             etcdserverpb::DefragmentResponse* resp) {
+  auto r = node_.defrag();
+  if (!r) return grpc::Status(grpc::StatusCode::UNKNOWN, r.error().message);
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status maintenance_service::HashKV(grpc::ServerContext* ctx,
+                                         const etcdserverpb::HashKVRequest* req,
+                                         etcdserverpb::HashKVResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  auto r = node_.store().hash_kv(req->revision());
+  if (!r) return fail(from_mvcc(r.error()));
+  resp->set_hash(r->hash);
+  resp->set_compact_revision(r->compact_revision);
+  fill_header(node_, r->revision, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status cluster_service::MemberList(grpc::ServerContext* ctx,
+                                         const etcdserverpb::MemberListRequest*,
+                                         etcdserverpb::MemberListResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  auto* m = resp->add_members();
+  m->set_id(node_.member_id());
+  m->set_name(self_.name);
+  for (const auto& u : self_.peer_urls) m->add_peerurls(u);
+  for (const auto& u : self_.client_urls) m->add_clienturls(u);
+  // Membership requests carry no store revision.
+  fill_header(node_, 0, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+std::vector<http::alarm_type> node_health::alarms() {
+  std::vector<http::alarm_type> out;
+  for (const auto& a : node_.alarms()) out.push_back(static_cast<http::alarm_type>(a.alarm));
+  return out;
+}
+
+bool node_health::has_leader() { return node_.leader() != 0; }
+
+cairn::expected<void, base::errc> node_health::read_probe(bool serializable) {
+  mvcc::range_request r;
+  r.key = "health";
+  r.keys_only = true;
+  r.limit = 1;
+  auto res = node_.range(r, serializable);
+  if (!res) return cairn::unexpected(res.error());
+  return {};
+}
+
+}  // namespace cairn::v3rpc
