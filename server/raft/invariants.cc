@@ -74,8 +74,25 @@ void invariant_checker::check(const view& v, std::string_view after) {
          absl::StrFormat("last log term %d is beyond the current term %d", v.last_term.value(),
                          v.term.value()));
   }
+  log_index from = 0;
+  if (seen_ && ++since_full_ < full_every && v.first_index == last_.first_index &&
+      v.last_index >= last_.last_index && v.term_at(last_.last_index) == last_.last_term) {
+    from = std::min({dirty_from_, last_.last_stable + 1, last_.last_index + 1});
+  } else {
+    since_full_ = 0;
+  }
+  check_log(v, after, from);
+  last_ = {v.first_index, v.last_index, v.last_term, v.last_stable};
+  dirty_from_ = no_limit;
+  seen_ = true;
+  term_ = v.term;
+  vote_ = v.vote;
+  committed_ = v.committed;
+}
+
+void invariant_checker::check_log(const view& v, std::string_view after, log_index from) {
   // What raft considers stable must be what reached the disk.
-  for (auto it = persisted_.begin(); it != persisted_.end();) {
+  for (auto it = persisted_.lower_bound(from); it != persisted_.end();) {
     if (it->first + 1 < v.first_index) {
       it = persisted_.erase(it);  // compacted away
       continue;
@@ -89,12 +106,12 @@ void invariant_checker::check(const view& v, std::string_view after) {
     ++it;
   }
   // Remember newly committed entries, then check that no committed entry changed.
-  const log_index from = std::max(seen_ ? committed_ + 1 : v.committed,
-                                  v.committed >= window ? v.committed - window + 1 : 0);
-  for (log_index i = std::max(from, v.first_index - 1); i <= v.committed && i > 0; ++i) {
+  const log_index fresh = std::max(seen_ ? committed_ + 1 : v.committed,
+                                   v.committed >= window ? v.committed - window + 1 : 0);
+  for (log_index i = std::max(fresh, v.first_index - 1); i <= v.committed && i > 0; ++i) {
     if (auto t = v.term_at(i)) committed_terms_.try_emplace(i, *t);
   }
-  for (auto it = committed_terms_.begin(); it != committed_terms_.end();) {
+  for (auto it = committed_terms_.lower_bound(from); it != committed_terms_.end();) {
     if (it->first + 1 < v.first_index) {
       it = committed_terms_.erase(it);
       continue;
@@ -107,10 +124,6 @@ void invariant_checker::check(const view& v, std::string_view after) {
     ++it;
   }
   while (committed_terms_.size() > window) committed_terms_.erase(committed_terms_.begin());
-  seen_ = true;
-  term_ = v.term;
-  vote_ = v.vote;
-  committed_ = v.committed;
 }
 
 void invariant_checker::on_persisted(std::span<const raftpb::Entry> ents,
@@ -126,6 +139,9 @@ void invariant_checker::on_persisted(std::span<const raftpb::Entry> ents,
     for (const auto& e : ents) persisted_[e.index()] = raft_term{e.term()};
   }
   while (persisted_.size() > window) persisted_.erase(persisted_.begin());
+  if (snap != nullptr && snap->metadata().index() > 0)
+    dirty_from_ = std::min(dirty_from_, snap->metadata().index());
+  if (!ents.empty()) dirty_from_ = std::min(dirty_from_, ents.front().index());
 }
 
 }  // namespace cairn::raft

@@ -57,7 +57,7 @@ void unstable::restore(const raftpb::Snapshot& snap) {
   snapshot_ = snap;
 }
 
-void unstable::truncate_and_append(std::span<const raftpb::Entry> ents) {
+void unstable::truncate_and_append(std::vector<raftpb::Entry> ents) {
   if (ents.empty()) return;
   const log_index after = ents.front().index();
   if (after == offset_ + entries_.size()) {
@@ -71,7 +71,12 @@ void unstable::truncate_and_append(std::span<const raftpb::Entry> ents) {
     // Keeps [offset_, after) and replaces the rest.
     entries_.resize(after - offset_);
   }
-  entries_.insert(entries_.end(), ents.begin(), ents.end());
+  if (entries_.empty()) {
+    entries_ = std::move(ents);
+  } else {
+    entries_.insert(entries_.end(), std::make_move_iterator(ents.begin()),
+                    std::make_move_iterator(ents.end()));
+  }
 }
 
 std::vector<raftpb::Entry> unstable::slice(log_index lo, log_index hi) const {
@@ -129,7 +134,7 @@ raft_term raft_log::term_or_zero(log_index i) const {
 
 std::optional<log_index> raft_log::maybe_append(log_index index, raft_term log_term,
                                                 log_index committed,
-                                                std::span<const raftpb::Entry> ents) {
+                                                std::vector<raftpb::Entry> ents) {
   if (!match_term(index, log_term)) return std::nullopt;
   const log_index last_new = index + ents.size();
   const log_index conflict = find_conflict(ents);
@@ -137,18 +142,19 @@ std::optional<log_index> raft_log::maybe_append(log_index index, raft_term log_t
     if (conflict <= committed_)
       die("maybe_append: conflict with committed entry (conflict, committed)", conflict,
           committed_);
-    append(ents.subspan(conflict - (index + 1)));
+    ents.erase(ents.begin(), ents.begin() + static_cast<std::ptrdiff_t>(conflict - (index + 1)));
+    append(std::move(ents));
   }
   commit_to(std::min(committed, last_new));
   return last_new;
 }
 
-log_index raft_log::append(std::span<const raftpb::Entry> ents) {
+log_index raft_log::append(std::vector<raftpb::Entry> ents) {
   if (ents.empty()) return last_index();
   if (ents.front().index() - 1 < committed_)
     die("append: would overwrite committed (after, committed)", ents.front().index() - 1,
         committed_);
-  unstable_.truncate_and_append(ents);
+  unstable_.truncate_and_append(std::move(ents));
   return last_index();
 }
 

@@ -230,6 +230,11 @@ std::string tracker::describe_config() const {
 log_index tracker::committed() const {
   return committed_index(voters_, [this](node_id id) {
     auto it = progress_.find(id);
+#ifdef CAIRN_PLANTED_BUG_RAFT_COMMIT_UNPERSISTED
+    // Planted bug: counts what was sent to a follower, not what it acknowledged having persisted,
+    // so entries are committed and applied before a quorum has them on disk.
+    if (it != progress_.end()) return std::max(it->second.match, it->second.next - 1);
+#endif
     return it == progress_.end() ? log_index{0} : it->second.match;
   });
 }

@@ -342,8 +342,10 @@ void raft::become_leader() {
   raftpb::Entry empty;
   empty.set_term(term_.value());
   empty.set_index(log_.last_index() + 1);
-  log_.append(std::span(&empty, 1));
   l.pending_conf_index = empty.index();
+  std::vector<raftpb::Entry> first;
+  first.push_back(std::move(empty));
+  log_.append(std::move(first));
   l.broadcast_pending = true;
   note("became leader at term %d", term_.value());
 }
@@ -441,6 +443,24 @@ void raft::tick_heartbeat() {
 
 // ======================================================================== step
 
+std::expected<void, propose_error> raft::step(Message&& m) {
+  owned_ = &m;
+  auto r = step(static_cast<const Message&>(m));
+  owned_ = nullptr;
+  return r;
+}
+
+std::vector<raftpb::Entry> raft::take_entries(const Message& m) {
+  std::vector<raftpb::Entry> ents;
+  ents.reserve(static_cast<std::size_t>(m.entries_size()));
+  if (&m == owned_) {
+    for (raftpb::Entry& e : *owned_->mutable_entries()) ents.push_back(std::move(e));
+  } else {
+    ents.assign(m.entries().begin(), m.entries().end());
+  }
+  return ents;
+}
+
 std::expected<void, propose_error> raft::step(const Message& m) {
   const raft_term mt{m.term()};
   if (m.term() == 0) {
@@ -490,7 +510,13 @@ std::expected<void, propose_error> raft::step(const Message& m) {
       note("saw term %d from %d (ours %d)", m.term(), m.from(), term_.value());
       const bool from_leader = m.type() == raftpb::MSG_APP || m.type() == raftpb::MSG_HEARTBEAT ||
                                m.type() == raftpb::MSG_SNAP;
+      const int elapsed = election_elapsed_;
       become_follower(mt, from_leader ? node_id{m.from()} : no_node);
+      // Figure 3.1: the election timer restarts on hearing from a leader or on granting a vote
+      // (handle_vote_request), not because a candidate has a newer term. Otherwise a candidate
+      // whose log can never win keeps the voter with the best log from ever campaigning: every
+      // request restarts its timer, and without pre-vote each one comes with a newer term.
+      if (m.type() == raftpb::MSG_VOTE) election_elapsed_ = elapsed;
     }
   } else if (mt < term_) {
     if ((cfg_.check_quorum || cfg_.pre_vote) &&
@@ -504,12 +530,16 @@ std::expected<void, propose_error> raft::step(const Message& m) {
       r.set_to(m.from());
       r.set_type(raftpb::MSG_APP_RESP);
       send(std::move(r));
-    } else if (m.type() == raftpb::MSG_PRE_VOTE) {
-      note("rejected pre-vote from %d for stale term %d (ours %d)", m.from(), m.term(),
-           term_.value());
+    } else if (is_vote_request(m.type())) {
+      // §3.4 (Figure 3.1): a vote request of an older term is answered "no" with our term, so the
+      // candidate catches up. Ignoring it can deadlock: a candidate with the only electable log
+      // would keep campaigning below the term of a voter that never writes to it on its own (one
+      // whose stale configuration does not list it), each raising its term at the same pace.
+      note("rejected %s from %d for stale term %d (ours %d)", message_type_name(m.type()), m.from(),
+           m.term(), term_.value());
       Message r;
       r.set_to(m.from());
-      r.set_type(raftpb::MSG_PRE_VOTE_RESP);
+      r.set_type(vote_response_type(m.type()));
       r.set_term(term_.value());
       r.set_reject(true);
       send(std::move(r));
@@ -667,14 +697,19 @@ std::expected<void, propose_error> raft::leader_propose(const Message& m) {
     note("dropped proposal: transferring leadership to %d", l.transferee.value());
     return std::unexpected(propose_error::leader_transfer_in_progress);
   }
-  std::vector<raftpb::Entry> ents;
-  ents.reserve(static_cast<std::size_t>(m.entries_size()));
+  std::vector<raftpb::Entry> ents = take_entries(m);
+  std::size_t kept = 0;
   log_index next = log_.last_index() + 1;
-  for (const raftpb::Entry& e : m.entries()) {
+  for (raftpb::Entry& e : ents) {
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
       // §4.1: one membership change at a time; the next may start only once the previous one is
       // applied (and a new leader's first entry is applied, see become_leader).
+#ifdef CAIRN_PLANTED_BUG_RAFT_TWO_CONF_CHANGES
+      // Planted bug: a second change is accepted while the first is still in flight.
+      if (false) {
+#else
       if (l.pending_conf_index > log_.applied()) {
+#endif
         note("refused conf change: index %d not applied yet (applied %d)", l.pending_conf_index,
              log_.applied());
         if (local && m.entries_size() == 1)
@@ -683,12 +718,14 @@ std::expected<void, propose_error> raft::leader_propose(const Message& m) {
       }
       l.pending_conf_index = next;
     }
-    raftpb::Entry& out = ents.emplace_back(e);
-    out.set_term(term_.value());
-    out.set_index(next++);
+    e.set_term(term_.value());
+    e.set_index(next++);
+    if (&ents[kept] != &e) ents[kept] = std::move(e);
+    ++kept;
   }
+  ents.resize(kept);
   if (ents.empty()) return {};
-  log_.append(ents);
+  log_.append(std::move(ents));
   // Sent at the next flush(), together with whatever else is proposed until then.
   l.broadcast_pending = true;
   return {};
@@ -710,7 +747,13 @@ void raft::leader_read_index(const Message& m) {
 
 void raft::serve_read(read_request req, bool start_round) {
   leader_role& l = *as_leader();
+#ifdef CAIRN_PLANTED_BUG_RAFT_READ_INDEX_NO_HEARTBEAT
+  // Planted bug: every read is answered at once at the commit index, without the heartbeat round
+  // that proves this node still leads (a deposed leader that does not know it serves stale data).
+  if (true) {
+#else
   if (voters_are_only_me()) {
+#endif
     // No one else can have been elected: the commit index is current as it is.
     answer_read(req, log_.committed());
     return;
@@ -940,10 +983,10 @@ std::expected<void, propose_error> raft::step_follower(const Message& m) {
       // Proposals made between two Readys travel to the leader in one message.
       if (!msgs_.empty() && msgs_.back().type() == raftpb::MSG_PROP &&
           msgs_.back().to() == lead_.value()) {
-        for (const auto& e : m.entries()) *msgs_.back().add_entries() = e;
+        for (auto& e : take_entries(m)) *msgs_.back().add_entries() = std::move(e);
         return {};
       }
-      Message f = m;
+      Message f = &m == owned_ ? std::move(*owned_) : m;
       f.set_to(lead_.value());
       send(std::move(f));
       return {};
@@ -1022,8 +1065,8 @@ void raft::handle_append(const Message& m) {
   Message r;
   r.set_to(m.from());
   r.set_type(raftpb::MSG_APP_RESP);
-  const std::vector<raftpb::Entry> ents(m.entries().begin(), m.entries().end());
-  if (auto last_new = log_.maybe_append(m.index(), raft_term{m.log_term()}, m.commit(), ents)) {
+  if (auto last_new =
+          log_.maybe_append(m.index(), raft_term{m.log_term()}, m.commit(), take_entries(m))) {
     r.set_index(*last_new);
     send(std::move(r));
     return;

@@ -75,6 +75,9 @@ class raft {
   // Feeds one message: from a peer (term set) or local (term 0: MsgHup, MsgProp, MsgReadIndex,
   // MsgTransferLeader). Only local proposals and reads can fail.
   std::expected<void, propose_error> step(const raftpb::Message& m);
+  // The same, for a message the caller gives up: its entries are moved into the log instead of
+  // copied (proposals on a leader, appends on a follower).
+  std::expected<void, propose_error> step(raftpb::Message&& m);
   void tick();
   // Membership change taking effect now (the application calls this when applying a committed
   // ConfChange entry). Returns the resulting membership.
@@ -134,6 +137,8 @@ class raft {
   leader_role* as_leader() { return std::get_if<leader_role>(&role_); }
   const leader_role* as_leader() const { return std::get_if<leader_role>(&role_); }
 
+  // The entries of m: moved out when m is the message step(Message&&) was given, else copied.
+  std::vector<raftpb::Entry> take_entries(const raftpb::Message& m);
   void send(raftpb::Message m);
   bool maybe_send_append(node_id to, bool send_if_empty);
   void send_append(node_id to) { maybe_send_append(to, true); }
@@ -191,6 +196,7 @@ class raft {
   int randomized_election_timeout_ = 0;
   std::mt19937_64 rng_;
 
+  raftpb::Message* owned_ = nullptr;  // the message step(Message&&) is handling, if any
   std::vector<raftpb::Message> msgs_;
   std::vector<read_state> read_states_;
   std::vector<std::string> dropped_reads_;

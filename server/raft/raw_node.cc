@@ -71,7 +71,7 @@ std::expected<void, propose_error> raw_node::propose(std::string data) {
   m.set_type(raftpb::MSG_PROP);
   m.set_from(raft_.id().value());
   m.add_entries()->set_data(std::move(data));
-  auto r = raft_.step(m);
+  auto r = raft_.step(std::move(m));
   checked("propose");
   return r;
 }
@@ -83,7 +83,7 @@ std::expected<void, propose_error> raw_node::propose_conf_change(const raftpb::C
   raftpb::Entry* e = m.add_entries();
   e->set_type(raftpb::ENTRY_CONF_CHANGE);
   e->set_data(cc.SerializeAsString());
-  auto r = raft_.step(m);
+  auto r = raft_.step(std::move(m));
   checked("propose_conf_change");
   return r;
 }
@@ -114,6 +114,17 @@ std::expected<void, step_error> raw_node::step(const raftpb::Message& m) {
   }
   (void)raft_.step(m);
   checked(message_type_name(m.type()));
+  return {};
+}
+
+std::expected<void, step_error> raw_node::step(raftpb::Message&& m) {
+  if (is_local_only(m.type())) return std::unexpected(step_error::local_message);
+  if (is_response(m.type()) && !raft_.members().is_member(node_id{m.from()})) {
+    return std::unexpected(step_error::unknown_peer);
+  }
+  const raftpb::MessageType type = m.type();
+  (void)raft_.step(std::move(m));
+  checked(message_type_name(type));
   return {};
 }
 
@@ -164,9 +175,15 @@ bool raw_node::has_ready() const {
   rd.messages = raft_.take_messages();
   rd.read_states = raft_.take_read_states();
   rd.dropped_reads = raft_.take_dropped_reads();
+#ifdef CAIRN_PLANTED_BUG_RAFT_VOTE_BEFORE_PERSIST
+  // Planted bug: a new term or vote is written but not fsynced, so the vote reply sent next leaves
+  // before the vote is on stable storage (a crash lets the node vote again in that term).
+  rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value();
+#else
   rd.must_sync =
       !rd.entries.empty() || rd.snapshot.has_value() ||
       (rd.hard_state && (hs.term() != prev_hard_.term() || hs.vote() != prev_hard_.vote()));
+#endif
 
   outstanding o;
   if (!rd.entries.empty())

@@ -95,6 +95,8 @@ class raw_node {
   void transfer_leader(node_id target);
   // A message from a peer.
   std::expected<void, step_error> step(const raftpb::Message& m);
+  // The same for a message the caller no longer needs: its entries are moved, not copied.
+  std::expected<void, step_error> step(raftpb::Message&& m);
   // Call while applying a committed ConfChange entry; returns the resulting membership.
   raftpb::ConfState apply_conf_change(const raftpb::ConfChange& cc);
   void report_unreachable(node_id peer);

@@ -103,6 +103,22 @@ void memory_storage::append(std::span<const raftpb::Entry> ents) {
   entries_.insert(entries_.end(), ents.begin(), ents.end());
 }
 
+void memory_storage::append(std::vector<raftpb::Entry>&& ents) {
+  if (ents.empty()) return;
+  std::lock_guard lock(mu_);
+  const log_index first = offset_locked() + 1;
+  if (ents.back().index() < first) return;  // everything is already covered by the snapshot
+  std::size_t skip = 0;
+  if (ents.front().index() < first) skip = first - ents.front().index();
+  const log_index at = ents[skip].index() - offset_locked();
+  if (at > entries_.size())
+    die("append: gap after last index (first new, last)", ents[skip].index(), last_locked());
+  entries_.resize(at);
+  entries_.insert(entries_.end(),
+                  std::make_move_iterator(ents.begin() + static_cast<std::ptrdiff_t>(skip)),
+                  std::make_move_iterator(ents.end()));
+}
+
 std::expected<void, storage_error> memory_storage::apply_snapshot(const raftpb::Snapshot& snap) {
   std::lock_guard lock(mu_);
   if (snap.metadata().index() < snapshot_.metadata().index()) {

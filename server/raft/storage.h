@@ -69,6 +69,8 @@ class memory_storage final : public storage {
   // Appends entries, replacing any existing suffix they overlap (a follower's conflicting tail).
   // Entries older than the snapshot are skipped. A gap after last_index() aborts: that is a bug.
   void append(std::span<const raftpb::Entry> ents);
+  // The same, taking ownership (the application moves a Ready's entries in once persisted).
+  void append(std::vector<raftpb::Entry>&& ents);
   // Replaces everything with the snapshot (a follower installing one from its leader).
   std::expected<void, storage_error> apply_snapshot(const raftpb::Snapshot& snap);
   // Records a snapshot of the applied state at index i (<= last_index) with the given membership.
