@@ -271,4 +271,37 @@ etcd_server::etcd_server(const std::vector<std::string>& extra_flags)
 
 std::string etcd_server::endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
 
+cairn_server::cairn_server(const fs::path& data_dir, const std::vector<std::string>& extra_flags)
+    : data_dir_(data_dir),
+      extra_flags_(extra_flags),
+      client_port_(free_port()),
+      peer_port_(free_port()) {
+  restart();
+}
+
+void cairn_server::restart() {
+  const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
+  std::vector<std::string> argv = {
+      cairn_binary().string(),
+      "--name=e2e",
+      "--data-dir=" + data_dir_.string(),
+      "--listen-client-urls=" + client,
+      "--advertise-client-urls=" + client,
+      "--listen-peer-urls=" + peer,
+      "--initial-advertise-peer-urls=" + peer,
+      "--initial-cluster=e2e=" + peer,
+  };
+  argv.insert(argv.end(), extra_flags_.begin(), extra_flags_.end());
+  proc_.reset();
+  const fs::path log = data_dir_.parent_path() / (data_dir_.filename().string() + "-cairn-" +
+                                                  std::to_string(starts_++) + ".log");
+  proc_.emplace(argv, log);
+  if (!proc_->wait_for_port(client_port_)) {
+    throw std::runtime_error("cairn did not start; log:\n" + proc_->log());
+  }
+}
+
+std::string cairn_server::endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
+
 }  // namespace cairn::e2e

@@ -98,4 +98,26 @@ class etcd_server {
   std::optional<process> proc_;
 };
 
+// A single-member `cairn` on free loopback ports, named "e2e" like etcd_server, with its data in
+// `data_dir` (kept across restart(), so tests can kill it and start it again on the same data).
+class cairn_server {
+ public:
+  explicit cairn_server(const std::filesystem::path& data_dir,
+                        const std::vector<std::string>& extra_flags = {});
+  // Starts it (again); throws std::runtime_error with the log if it does not listen.
+  void restart();
+  void kill_now() { proc_->kill_now(); }
+  int client_port() const { return client_port_; }
+  std::string endpoint() const;  // "127.0.0.1:<client port>"
+  process& proc() { return *proc_; }
+
+ private:
+  std::filesystem::path data_dir_;
+  std::vector<std::string> extra_flags_;
+  int client_port_;
+  int peer_port_;
+  int starts_ = 0;
+  std::optional<process> proc_;
+};
+
 }  // namespace cairn::e2e

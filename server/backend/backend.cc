@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <shared_mutex>
 
@@ -255,6 +256,26 @@ cairn::expected<std::size_t, error> snapshot_reader::read(char* data, std::size_
 }
 
 // ---------------------------------------------------------------------------------------------
+// snapshot_file
+
+snapshot_file::~snapshot_file() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+cairn::expected<std::size_t, error> snapshot_file::read_at(std::uint64_t offset, char* data,
+                                                           std::size_t size) const {
+  std::size_t done = 0;
+  while (done < size && offset + done < size_) {
+    ssize_t n = ::pread(fd_, data + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return cairn::unexpected(sys_error("snapshot temp file read"));
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
+// ---------------------------------------------------------------------------------------------
 // backend
 
 backend::backend(std::string path, options opts, std::vector<bucket_spec> buckets)
@@ -273,6 +294,18 @@ cairn::expected<std::unique_ptr<backend>, error> backend::open(std::string path,
   std::unique_ptr<backend> b(new backend(std::move(path), std::move(opts), std::move(buckets)));
   // A copy left by a defrag that crashed before its rename was never swapped in.
   if (auto r = b->remove_file(b->path_ + ".defrag"); !r) return cairn::unexpected(r.error());
+  // Snapshot copies are unlinked as soon as they are created; one can be left only by a crash
+  // in between, and only where the file system has no O_TMPFILE.
+  {
+    const std::filesystem::path p(b->path_);
+    const std::string prefix = p.filename().string() + std::string(snapshot_temp_infix);
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(p.parent_path(), ec)) {
+      if (entry.path().filename().string().starts_with(prefix)) {
+        if (auto r = b->remove_file(entry.path().string()); !r) return cairn::unexpected(r.error());
+      }
+    }
+  }
   if (auto r = b->open_env(); !r) return cairn::unexpected(r.error());
   return b;
 }
@@ -464,7 +497,11 @@ void backend::leave_reader(MDB_txn* txn) {
   if (--active_readers_ == 0) view_cv_.notify_all();
 }
 
-read_view backend::read() {
+read_view backend::read() { return open_view(true); }
+
+read_view backend::read_committed() { return open_view(false); }
+
+read_view backend::open_view(bool buffered) {
   std::shared_ptr<read_view::buffer> buf;
   MDB_txn* txn = nullptr;
   MDB_env* env;
@@ -473,8 +510,9 @@ read_view backend::read() {
     view_cv_.wait(lock, [&] { return !swapping_; });
     if (dead_) fatal("backend read after a simulated crash or an interrupted defrag");
     ++active_readers_;
-    // The buffer is taken before the snapshot begins (see commit()).
-    buf = buffer_;
+    // The buffer is taken before the snapshot begins (see commit()). A committed-only view gets
+    // an empty buffer of its own, which no writer ever fills.
+    buf = buffered ? buffer_ : std::make_shared<read_view::buffer>(buckets_.size());
     env = env_;
     if (!txn_pool_.empty()) {
       txn = txn_pool_.back();
@@ -488,6 +526,33 @@ read_view backend::read() {
 
 std::unique_ptr<snapshot_reader> backend::open_snapshot() {
   return std::unique_ptr<snapshot_reader>(new snapshot_reader(this));
+}
+
+cairn::expected<std::unique_ptr<snapshot_file>, error> backend::snapshot_to_file() {
+  // An unnamed file in the database's directory (O_TMPFILE): it never shows up in the
+  // directory, so a crash leaves nothing behind. Where the file system has no O_TMPFILE, a named
+  // file unlinked at once (a crash in between leaves it for `open` to remove).
+  const std::string dir = base::parent_dir(path_);
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    std::string name = path_ + std::string(snapshot_temp_infix) + "XXXXXX";
+    fd = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd < 0) return cairn::unexpected(sys_error("snapshot temp file in " + dir));
+    ::unlink(name.c_str());
+  }
+  std::unique_ptr<snapshot_file> out(new snapshot_file(fd));
+  int rc;
+  {
+    // The copy is a read transaction: writers go on, a defrag's swap waits for it.
+    enter_reader();
+    rc = mdb_env_copyfd2(env_, fd, MDB_CP_COMPACT);
+    leave_reader(nullptr);
+  }
+  if (rc != 0) return cairn::unexpected(lmdb_error("snapshot copy", rc));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return cairn::unexpected(sys_error("snapshot temp file stat"));
+  out->size_ = static_cast<std::uint64_t>(st.st_size);
+  return out;
 }
 
 std::uint64_t backend::size() {

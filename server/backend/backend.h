@@ -8,7 +8,8 @@
 //   - read views: short read transactions usable from any thread, which also see the writes of
 //     the batch not yet committed for buckets declared `read_buffered` (below);
 //   - sizes (file size, size in use), a compacting defragmentation with a crash-safe swap, and a
-//     consistent stream of the whole database (snapshots).
+//     consistent stream of the whole database (snapshots), or a consistent copy of it in an
+//     unnamed temporary file whose size is known before anyone reads it (`snapshot_to_file`).
 //
 // Threads. Exactly one thread at a time is the *writer*: every write call, `commit_if_due`,
 // `force_commit`, `sync` and `defrag` come from it (LMDB requires that a write transaction is
@@ -202,6 +203,32 @@ class snapshot_reader {
   bool done_ = false;
 };
 
+// A compacted copy of the whole database as of one commit, in an unnamed file in the database's
+// directory (see backend::snapshot_to_file); the file goes away with this object. Its bytes are
+// a complete LMDB environment file (open it with MDB_NOSUBDIR). Immutable after creation:
+// read_at may be called from any thread, even concurrently.
+class snapshot_file {
+ public:
+  ~snapshot_file();
+  snapshot_file(const snapshot_file&) = delete;
+  snapshot_file& operator=(const snapshot_file&) = delete;
+
+  std::uint64_t size() const { return size_; }
+  // Fills up to `size` bytes from `offset`; fewer only at the end of the file.
+  cairn::expected<std::size_t, error> read_at(std::uint64_t offset, char* data,
+                                              std::size_t size) const;
+
+ private:
+  friend class backend;
+  explicit snapshot_file(int fd) : fd_(fd) {}
+  int fd_;
+  std::uint64_t size_ = 0;
+};
+
+// A snapshot copy that crashed between being created and unlinked is named `<path>` + this +
+// six random characters; `backend::open` removes such files.
+inline constexpr std::string_view snapshot_temp_infix = ".snapshot-";
+
 class backend {
  public:
   // Opens (creating if needed) the database file at `path`, with `buckets` as its named
@@ -219,7 +246,15 @@ class backend {
 
   // --- any thread ---
   read_view read();
+  // A view of the last commit only: unlike `read`, it never sees the open batch's buffered puts
+  // (hashes of the committed state use it).
+  read_view read_committed();
   std::unique_ptr<snapshot_reader> open_snapshot();
+  // Copies the database as of the last commit (call `force_commit` first to include the open
+  // batch) into an unnamed file beside it. The copy is one LMDB read transaction: writers go on
+  // meanwhile, a defrag's swap waits until the copy is done (not until the file is read). Takes
+  // as much disk as the data in use.
+  cairn::expected<std::unique_ptr<snapshot_file>, error> snapshot_to_file();
   // Size of the database file.
   std::uint64_t size();
   // Bytes of pages in use (the file size minus free pages, as of the last commit).
@@ -291,6 +326,7 @@ class backend {
   void commit();
   void enter_reader();
   void leave_reader(MDB_txn* txn);
+  read_view open_view(bool buffered);
   std::chrono::steady_clock::time_point now() const;
   base::file_system& fs() const;
   cairn::expected<void, error> remove_file(const std::string& path);

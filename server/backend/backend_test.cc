@@ -389,6 +389,76 @@ TEST(backend, the_snapshot_stream_is_a_database_holding_the_last_commit) {
   }
 }
 
+TEST(backend, the_snapshot_file_is_a_database_of_the_last_commit_left_alone_by_later_writes) {
+  temp_dir dir;
+  auto b = must_open(dir.file("db"));
+  for (int i = 0; i < 5000; ++i) b->put(i % 2 ? plain : buffered, key(i), std::to_string(i));
+  b->force_commit();
+  b->put(plain, "uncommitted", "1");
+  auto snap = b->snapshot_to_file();
+  ASSERT_TRUE(snap) << snap.error().message;
+  // The copy is in no file of the directory (unnamed), and later commits do not reach it.
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    EXPECT_FALSE(e.path().filename().string().starts_with("db" + std::string(snapshot_temp_infix)))
+        << e.path();
+  }
+  for (int i = 0; i < 5000; ++i) b->put(plain, key(i), "overwritten");
+  b->force_commit();
+  const std::uint64_t size = (*snap)->size();
+  ASSERT_GT(size, 0u);
+  EXPECT_EQ(size % 4096, 0u);
+  {
+    std::ofstream out(dir.file("copy"), std::ios::binary);
+    std::vector<char> buf(7777);
+    std::uint64_t at = 0;
+    while (at < size) {
+      auto n = (*snap)->read_at(at, buf.data(), buf.size());
+      ASSERT_TRUE(n) << n.error().message;
+      ASSERT_GT(*n, 0u);
+      out.write(buf.data(), static_cast<std::streamsize>(*n));
+      at += *n;
+    }
+    auto end = (*snap)->read_at(size, buf.data(), buf.size());
+    ASSERT_TRUE(end);
+    EXPECT_EQ(*end, 0u);
+  }
+  snap->reset();
+  auto copy = must_open(dir.file("copy"));
+  auto plain_copy = dump(*copy, plain);
+  EXPECT_EQ(plain_copy.size(), 2500u);
+  EXPECT_FALSE(plain_copy.contains("uncommitted"));
+  EXPECT_EQ(plain_copy[key(1)], "1");
+  EXPECT_EQ(dump(*copy, buffered).size(), 2500u);
+}
+
+TEST(backend, open_removes_a_snapshot_copy_left_by_a_crash) {
+  temp_dir dir;
+  std::ofstream(dir.file("db" + std::string(snapshot_temp_infix) + "a1b2c3")) << "left over";
+  std::ofstream(dir.file("other")) << "kept";
+  auto b = must_open(dir.file("db"));
+  EXPECT_FALSE(fs::exists(dir.file("db" + std::string(snapshot_temp_infix) + "a1b2c3")));
+  EXPECT_TRUE(fs::exists(dir.file("other")));
+}
+
+TEST(backend, a_committed_view_does_not_see_the_open_batch) {
+  temp_dir dir;
+  auto b = must_open(dir.file("db"));
+  b->put(buffered, "a", "1");
+  b->force_commit();
+  b->put(buffered, "b", "2");
+  auto all = b->read();
+  auto committed = b->read_committed();
+  EXPECT_TRUE(all.get(buffered, "b"));
+  EXPECT_FALSE(committed.get(buffered, "b"));
+  EXPECT_EQ(committed.get(buffered, "a"), std::optional<std::string_view>("1"));
+  int seen = 0;
+  committed.scan(buffered, "", "", [&](std::string_view, std::string_view) {
+    ++seen;
+    return true;
+  });
+  EXPECT_EQ(seen, 1);
+}
+
 TEST(backend, opening_something_that_is_not_lmdb_is_refused) {
   temp_dir dir;
   {

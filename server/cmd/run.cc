@@ -12,7 +12,9 @@
 #include "http/health.h"
 #include "http/router.h"
 #include "v3rpc/client_listener.h"
+#include "v3rpc/lease_service.h"
 #include "v3rpc/services.h"
+#include "v3rpc/watch_service.h"
 
 namespace cairn::cmd {
 namespace {
@@ -49,6 +51,8 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
     s.quota_bytes = UINT64_MAX;  // etcd: a negative quota means none
   }
   s.max_request_bytes = cfg.max_request_bytes;
+  s.lease_checkpoint = cfg.features.lease_checkpoint;
+  s.lease_checkpoint_persist = cfg.features.lease_checkpoint_persist;
   if (cfg.backend_batch_interval.count() > 0) {
     s.backend_batch_interval = to_ms(cfg.backend_batch_interval);
   }
@@ -117,6 +121,12 @@ int run(const config& cfg) {
   v3rpc::kv_service kv(n, svc);
   v3rpc::maintenance_service maintenance(n);
   v3rpc::cluster_service cluster(n, svc.self);
+  v3rpc::lease_service lease(n);
+  v3rpc::watch_options watch_opts;
+  watch_opts.progress_notify_interval = to_ms(cfg.watch_progress_notify_interval);
+  watch_opts.max_request_bytes = cfg.max_request_bytes;
+  watch_opts.election_timeout = std::chrono::milliseconds(cfg.election_timeout_ms);
+  v3rpc::watch_service watch(n, watch_opts);
 
   auto health = std::make_shared<v3rpc::node_health>(n);
   auto counters = std::make_shared<http::health_counters>();
@@ -134,6 +144,8 @@ int run(const config& cfg) {
         b.RegisterService(&kv);
         b.RegisterService(&maintenance);
         b.RegisterService(&cluster);
+        b.RegisterService(&lease);
+        b.RegisterService(&watch);
       },
       client_routes.as_handler(), metrics_routes.as_handler());
   if (!listener) {
@@ -150,6 +162,7 @@ int run(const config& cfg) {
   spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*listener)->stop();
   listener->reset();
+  watch.stop();
   node->reset();
   spdlog::info("stopped serving");
   return 0;

@@ -12,6 +12,11 @@
 //                   i64 min_create | i64 max_create
 //   kind 4 compact := i64 revision | bool physical
 //   kind 5 alarm   := u8 action | u64 member_id | u8 alarm type
+//   kind 6 lease grant      := i64 id | i64 ttl
+//   kind 7 lease revoke     := i64 id
+//   kind 8 lease checkpoint := u32 n | n × (i64 id | i64 remaining_ttl)
+//   (kinds 6-8 were added without a version change: entries written before them decode as
+//   before, and an older build refuses the new kinds instead of misreading them)
 //
 // Decoding rejects trailing bytes, short input and out-of-range enum values. Nesting depth of
 // txns is bounded (64) so hostile bytes cannot exhaust the stack.
@@ -289,10 +294,22 @@ std::string encode_request(const request& r) {
         } else if constexpr (std::is_same_v<T, compact_request>) {
           w.i64(v.revision);
           w.b(v.physical);
-        } else {
+        } else if constexpr (std::is_same_v<T, alarm_request>) {
           w.u8(static_cast<std::uint8_t>(v.action));
           w.u64(v.member_id);
           w.u8(static_cast<std::uint8_t>(v.alarm));
+        } else if constexpr (std::is_same_v<T, lease_grant_request>) {
+          w.i64(v.id);
+          w.i64(v.ttl);
+        } else if constexpr (std::is_same_v<T, lease_revoke_request>) {
+          w.i64(v.id);
+        } else {
+          static_assert(std::is_same_v<T, lease_checkpoint_request>);
+          w.u32(static_cast<std::uint32_t>(v.checkpoints.size()));
+          for (const auto& c : v.checkpoints) {
+            w.i64(c.id);
+            w.i64(c.remaining_ttl);
+          }
         }
       },
       r.op);
@@ -327,6 +344,28 @@ std::optional<request> decode_request(std::string_view bytes) {
       a.member_id = r.u64();
       a.alarm = r.en<alarm_type>(2);
       q.op = a;
+      break;
+    }
+    case 6: {
+      lease_grant_request g;
+      g.id = r.i64();
+      g.ttl = r.i64();
+      q.op = g;
+      break;
+    }
+    case 7:
+      q.op = lease_revoke_request{r.i64()};
+      break;
+    case 8: {
+      lease_checkpoint_request c;
+      auto n = r.u32();
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+        lease_checkpoint cp;
+        cp.id = r.i64();
+        cp.remaining_ttl = r.i64();
+        c.checkpoints.push_back(cp);
+      }
+      q.op = std::move(c);
       break;
     }
     default:

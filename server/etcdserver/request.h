@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "mvcc/kv.h"
 
@@ -41,10 +42,36 @@ struct alarm_request {
   friend bool operator==(const alarm_request&, const alarm_request&) = default;
 };
 
+// Leases (etcd's LeaseGrantRequest, LeaseRevokeRequest, LeaseCheckpointRequest). The grant's
+// id is chosen before proposing (never 0 here), so every member applies the same lease.
+struct lease_grant_request {
+  std::int64_t id = 0;
+  std::int64_t ttl = 0;  // seconds
+  friend bool operator==(const lease_grant_request&, const lease_grant_request&) = default;
+};
+
+struct lease_revoke_request {
+  std::int64_t id = 0;
+  friend bool operator==(const lease_revoke_request&, const lease_revoke_request&) = default;
+};
+
+struct lease_checkpoint {
+  std::int64_t id = 0;
+  std::int64_t remaining_ttl = 0;  // seconds; 0 forgets the checkpointed value
+  friend bool operator==(const lease_checkpoint&, const lease_checkpoint&) = default;
+};
+
+struct lease_checkpoint_request {
+  std::vector<lease_checkpoint> checkpoints;
+  friend bool operator==(const lease_checkpoint_request&,
+                         const lease_checkpoint_request&) = default;
+};
+
 struct request {
   std::uint64_t id = 0;
+  // New kinds go at the end: the kind byte on disk is the alternative's position + 1.
   std::variant<mvcc::put_request, mvcc::delete_range_request, mvcc::txn_request, compact_request,
-               alarm_request>
+               alarm_request, lease_grant_request, lease_revoke_request, lease_checkpoint_request>
       op;
   friend bool operator==(const request&, const request&) = default;
 };

@@ -42,6 +42,33 @@ TEST(RequestTest, EveryKindRoundTrips) {
   }
 }
 
+TEST(RequestTest, LeaseKindsRoundTrip) {
+  std::vector<request> rs;
+  rs.push_back({5, lease_grant_request{0x694d7f4b5e3d1a0b, 9000000000}});
+  rs.push_back({6, lease_revoke_request{-1}});
+  rs.push_back({7, lease_checkpoint_request{{{1, 55}, {2, 0}}}});
+  rs.push_back({8, lease_checkpoint_request{}});
+  for (const auto& r : rs) {
+    auto bytes = encode_request(r);
+    auto back = decode_request(bytes);
+    ASSERT_TRUE(back.has_value()) << r.id;
+    EXPECT_EQ(*back, r) << r.id;
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+      EXPECT_FALSE(decode_request(bytes.substr(0, n)).has_value()) << r.id << " " << n;
+    }
+  }
+}
+
+// Entries already in WALs decode as before: the bytes of the older kinds did not move.
+TEST(RequestTest, OlderKindsKeepTheirBytes) {
+  const std::string compact("\x01\x02\0\0\0\0\0\0\0\x04\x63\0\0\0\0\0\0\0\x01", 19);
+  EXPECT_EQ(encode_request({2, compact_request{99, true}}), compact);
+  const std::string alarm("\x01\x03\0\0\0\0\0\0\0\x05\x01\x07\0\0\0\0\0\0\0\x01", 20);
+  EXPECT_EQ(encode_request({3, alarm_request{alarm_action::activate, 7, alarm_type::nospace}}),
+            alarm);
+  EXPECT_EQ(encode_request({4, lease_revoke_request{1}})[9], '\x07');
+}
+
 TEST(RequestTest, RejectsDamagedBytes) {
   auto bytes = encode_request({3, sample_txn()});
   // Every strict prefix is short somewhere.

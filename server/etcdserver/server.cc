@@ -8,6 +8,9 @@
 //                                    empty because the backend file is the state.
 //   Alarm bucket                     key: member id (8 bytes big-endian) + alarm type (1 byte);
 //                                    value empty.
+//   Lease bucket                     written by the lessor (format in lease/lessor.cc). Which
+//                                    keys a lease holds is not stored: open() rebuilds it from
+//                                    the keys' lease fields.
 //
 // Bootstrap: a raft snapshot at index 1, term 1, whose membership is this member alone, is
 // saved (snapshot file, then the WAL with its mark and a hard state {term 1, commit 1}), then
@@ -16,12 +19,14 @@
 // synced before every snapshot, so that would mean the db file was replaced).
 #include "etcdserver/server.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/crc32c.h"
 #include "schema/schema.h"
 #include "snap/snapshotter.h"
 #include "spdlog/spdlog.h"
@@ -29,8 +34,14 @@
 
 namespace cairn::etcdserver {
 
+struct lease_revoked {
+  std::int64_t revision = 0;
+};
+struct lease_checkpointed {};
+
 using apply_value = std::variant<mvcc::put_response, mvcc::delete_range_response,
-                                 mvcc::txn_response, compact_response, std::vector<alarm_member>>;
+                                 mvcc::txn_response, compact_response, std::vector<alarm_member>,
+                                 lease_grant_result, lease_revoked, lease_checkpointed>;
 
 struct server::apply_result {
   cairn::expected<apply_value, base::errc> value;
@@ -83,6 +94,8 @@ base::errc from_mvcc(mvcc::errc e) {
       return base::errc::future_rev;
     case mvcc::errc::key_not_found:
       return base::errc::key_not_found;
+    case mvcc::errc::lease_not_found:
+      return base::errc::lease_not_found;
     default:
       break;
   }
@@ -121,6 +134,7 @@ cairn::expected<std::unique_ptr<server>, server_error> server::start(server_conf
   if (auto r = s->open(); !r) return cairn::unexpected(r.error());
   s->raft_thread_ = std::thread([p = s.get()] { p->raft_loop(); });
   s->apply_thread_ = std::thread([p = s.get()] { p->apply_loop(); });
+  s->lease_thread_ = std::thread([p = s.get()] { p->lease_loop(); });
   // A lone member elects itself at once (raft_loop campaigns); wait for that so the first
   // request does not meet "no leader".
   auto deadline = std::chrono::steady_clock::now() + s->cfg_.request_timeout;
@@ -266,6 +280,23 @@ cairn::expected<void, server_error> server::open() {
     backend_->sync();
   }
   store_ = mvcc::store::open(*backend_);
+  lease::lessor_config lc;
+  lc.min_ttl = lease::min_ttl_seconds(cfg_.election, cfg_.heartbeat);
+  lc.checkpoint = cfg_.lease_checkpoint;
+  lc.checkpoint_persist = cfg_.lease_checkpoint_persist;
+  lc.checkpoint_interval = cfg_.lease_checkpoint_interval;
+  lc.revoke_per_second = cfg_.lease_revoke_rate;
+  lessor_ = std::make_unique<lease::lessor>(backend_.get(), lc);
+  lessor_->recover();
+  restore_lease_keys();
+  store_->set_lease_hook(lessor_.get());
+  // Server-chosen lease ids: the low 16 bits of the member id, then milliseconds since the epoch
+  // shifted past an 8-bit counter, so ids differ across members and restarts.
+  lease_counter_ =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count())
+      << 8;
   // Close whatever batch opening wrote on this thread: the apply thread is the writer now.
   backend_->force_commit();
   auto ci = store_->consistent_index();
@@ -306,6 +337,27 @@ void server::load_alarms() {
   });
 }
 
+void server::restore_lease_keys() {
+  // Every live key that names a lease, a page at a time (the lessor's own bucket does not say).
+  mvcc::range_request r;
+  r.key = std::string(1, '\0');
+  r.range_end = std::string(1, '\0');
+  r.limit = 1000;
+  std::size_t attached = 0;
+  while (true) {
+    auto page = store_->range(r);
+    if (!page) fatal("reading the keys to attach to their leases");
+    for (const auto& kv : page->kvs) {
+      if (kv.lease == 0) continue;
+      lessor_->on_put(kv.key, kv.lease);
+      ++attached;
+    }
+    if (!page->more || page->kvs.empty()) break;
+    r.key = page->kvs.back().key + std::string(1, '\0');
+  }
+  if (attached > 0) spdlog::info("etcdserver: {} keys attached to their leases", attached);
+}
+
 server::~server() { shutdown(false); }
 
 void server::simulate_crash() { shutdown(true); }
@@ -317,6 +369,12 @@ void server::shutdown(bool crash) {
     stopped_ = true;
   }
   compactor_.reset();
+  {
+    std::lock_guard lock(lease_mu_);
+    stop_lease_ = true;
+  }
+  lease_cv_.notify_all();
+  if (lease_thread_.joinable()) lease_thread_.join();
   {
     std::lock_guard lock(apply_mu_);
     stop_apply_ = true;
@@ -388,6 +446,20 @@ cairn::expected<server::apply_result, base::errc> server::propose(request r) {
   return fut.get();
 }
 
+void server::propose_no_wait(request r) {
+  r.id = ++next_id_;
+  std::string data = encode_request(r);
+  {
+    std::lock_guard lock(wait_mu_);
+    if (stopped_) return;
+  }
+  {
+    std::lock_guard lock(loop_mu_);
+    inbox_.push_back({loop_input::proposal{r.id, std::move(data)}});
+  }
+  loop_cv_.notify_one();
+}
+
 cairn::expected<void, base::errc> server::check_quota(std::int64_t cost) {
   if (cost == 0) return {};
   if (backend_->size() + static_cast<std::uint64_t>(cost) < cfg_.quota_bytes) return {};
@@ -438,6 +510,73 @@ cairn::expected<std::vector<alarm_member>, base::errc> server::alarm(const alarm
   auto res = propose({0, r});
   if (!res) return cairn::unexpected(res.error());
   return take<std::vector<alarm_member>>(std::move(res->value));
+}
+
+cairn::expected<lease_grant_result, base::errc> server::lease_grant(std::int64_t id,
+                                                                    std::int64_t ttl) {
+  if (ttl > lease::max_ttl_seconds) return cairn::unexpected(base::errc::lease_ttl_too_large);
+  // Chosen before proposing, so every member applies the same id (etcd's reqIDGen, masked to a
+  // positive int64).
+  while (id == 0) {
+    std::uint64_t suffix = ++lease_counter_ & ((std::uint64_t{1} << 48) - 1);
+    id = static_cast<std::int64_t>((((member_id_ & 0xffff) << 48) | suffix) &
+                                   ~(std::uint64_t{1} << 63));
+  }
+  auto res = propose({0, lease_grant_request{id, ttl}});
+  if (!res) return cairn::unexpected(res.error());
+  return take<lease_grant_result>(std::move(res->value));
+}
+
+cairn::expected<std::int64_t, base::errc> server::lease_revoke(std::int64_t id) {
+  auto res = propose({0, lease_revoke_request{id}});
+  if (!res) return cairn::unexpected(res.error());
+  auto r = take<lease_revoked>(std::move(res->value));
+  if (!r) return cairn::unexpected(r.error());
+  return r->revision;
+}
+
+cairn::expected<std::int64_t, base::errc> server::lease_renew(std::int64_t id) {
+  // A single member renews on its own lessor; a follower would forward to the leader (etcd does
+  // so over the peer URL) once there are followers.
+  if (leader_.load() == 0) return cairn::unexpected(base::errc::no_leader);
+  auto r = lessor_->renew(lease::lease_id{id});
+  if (!r) return cairn::unexpected(r.error());
+  if (r->clear_checkpoint) propose_no_wait({0, lease_checkpoint_request{{{id, 0}}}});
+  return r->ttl;
+}
+
+std::optional<lease::lease_status> server::lease_time_to_live(std::int64_t id, bool keys) const {
+  return lessor_->time_to_live(lease::lease_id{id}, keys);
+}
+
+std::vector<std::int64_t> server::lease_ids() const {
+  std::vector<std::int64_t> out;
+  for (auto id : lessor_->leases()) out.push_back(id.value());
+  return out;
+}
+
+void server::lease_loop() {
+  const auto interval = cfg_.lease_loop_interval;
+  // etcd revokes at most leaseRevokeRate a second, half of it per 500 ms round.
+  const auto limit = static_cast<std::size_t>(std::max<std::int64_t>(
+      1, static_cast<std::int64_t>(cfg_.lease_revoke_rate) * interval.count() / 1000));
+  while (true) {
+    {
+      std::unique_lock lock(lease_mu_);
+      if (lease_cv_.wait_for(lock, interval, [&] { return stop_lease_; })) return;
+    }
+    if (!lessor_->is_primary()) continue;
+    for (auto id : lessor_->expired(limit)) {
+      spdlog::debug("etcdserver: lease {:x} expired: revoking", id.value());
+      propose_no_wait({0, lease_revoke_request{id.value()}});
+    }
+    auto cps = lessor_->due_checkpoints(1000);  // etcd's maxLeaseCheckpointBatchSize
+    if (!cps.empty()) {
+      lease_checkpoint_request req;
+      for (const auto& c : cps) req.checkpoints.push_back({c.id.value(), c.remaining_ttl});
+      propose_no_wait({0, std::move(req)});
+    }
+  }
 }
 
 std::vector<alarm_member> server::alarms() const {
@@ -575,7 +714,18 @@ void server::raft_loop() {
 
 void server::handle_ready() {
   raft::ready rd = node_->ready();
-  if (rd.soft) leader_ = rd.soft->lead.value();
+  if (rd.soft) {
+    leader_ = rd.soft->lead.value();
+    // The leader's lessor is the primary: it alone expires leases (etcd's Promote/Demote, with
+    // the election timeout as the grace a new leader gives every lease).
+    const bool leads = rd.soft->lead.value() == member_id_;
+    if (leads && !lessor_primary_) {
+      lessor_->promote(cfg_.election);
+    } else if (!leads && lessor_primary_) {
+      lessor_->demote();
+    }
+    lessor_primary_ = leads;
+  }
   bool sync = rd.must_sync || !rd.entries.empty();
   if (rd.hard_state) {
     hard_state_ = *rd.hard_state;
@@ -587,6 +737,17 @@ void server::handle_ready() {
   }
   // A commit-index-only change is not synced on its own (raft recovers the commit index), it
   // rides along with the next entries: one fdatasync per Ready that has something to promise.
+#ifdef CAIRN_PLANTED_BUG_WAL_USER_BUFFER
+  // Planted bug: entries wait in memory until 4096 have gathered, yet advance() below tells raft
+  // they are durable, so they commit and are acknowledged; a kill -9 loses them.
+  static thread_local std::vector<raftpb::Entry> held;
+  held.insert(held.end(), rd.entries.begin(), rd.entries.end());
+  if (held.size() >= 4096 || (sync && rd.entries.empty())) {
+    if (auto r = wal_->save(hard_state_, held); !r) fatal(r.error().message);
+    held.clear();
+  }
+  sync = false;
+#endif
   if (sync) {
 #ifdef CAIRN_PLANTED_BUG_SYNC_PER_ENTRY
     for (std::size_t i = 0; i < rd.entries.size(); ++i) {
@@ -725,6 +886,82 @@ cairn::expected<void, server_error> server::defrag() {
   return fut.get();
 }
 
+bool server::run_on_writer(std::function<void()> fn) {
+  auto done = std::make_shared<std::promise<bool>>();
+  auto fut = done->get_future();
+  {
+    std::lock_guard lock(apply_mu_);
+    if (stop_apply_) return false;
+    tasks_.push_back([fn = std::move(fn), done](bool run) {
+      if (run) fn();
+      done->set_value(run);
+    });
+  }
+  apply_cv_.notify_all();
+  return fut.get();
+}
+
+cairn::expected<backend_hash, base::errc> server::hash() {
+  std::optional<backend::read_view> view;
+  backend_hash out;
+  // Opened on the writer right after the commit, the view holds exactly what the revision says.
+  if (!run_on_writer([&] {
+        backend_->force_commit();
+        out.revision = store_->rev();
+        view.emplace(backend_->read_committed());
+      })) {
+    return cairn::unexpected(base::errc::stopped);
+  }
+  std::vector<std::pair<std::string_view, backend::bucket_id>> order;
+  const auto& specs = backend_->buckets();
+  for (backend::bucket_id b = 0; b < specs.size(); ++b) order.emplace_back(specs[b].name, b);
+  std::sort(order.begin(), order.end());
+  std::uint32_t crc = 0;
+  auto u32 = [&](std::uint32_t v) {
+    const char bytes[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                           static_cast<char>(v >> 8), static_cast<char>(v)};
+    crc = base::crc32c_extend(crc, std::string_view(bytes, 4));
+  };
+  auto field = [&](std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    crc = base::crc32c_extend(crc, s);
+  };
+  for (const auto& [name, b] : order) {
+    field(name);
+    view->scan(b, "", "", [&](std::string_view k, std::string_view v) {
+#ifndef CAIRN_PLANTED_BUG_HASH_KEYS_ONLY
+      const bool skip =
+          b == schema::meta && (k == schema::consistent_index_key || k == schema::term_key);
+      if (!skip) {
+        field(k);
+        field(v);
+      }
+#else
+      field(k);
+      (void)v;
+#endif
+      return true;
+    });
+    u32(0xffffffffu);
+  }
+  out.hash = crc;
+  return out;
+}
+
+cairn::expected<db_snapshot, server_error> server::snapshot() {
+  db_snapshot out;
+  if (!run_on_writer([&] {
+        backend_->force_commit();
+        out.revision = store_->rev();
+      })) {
+    return cairn::unexpected(server_error{std::string(base::message(base::errc::stopped))});
+  }
+  auto file = backend_->snapshot_to_file();
+  if (!file) return cairn::unexpected(server_error{file.error().message});
+  out.file = std::move(*file);
+  return out;
+}
+
 void server::apply_entry(const raftpb::Entry& e) {
   auto publish = [&] {
     applied_term_ = e.term();
@@ -782,6 +1019,38 @@ server::apply_result server::apply_request(const request& r) {
           auto res = store_->txn(op);
           if (!res) return {cairn::unexpected(from_mvcc(res.error()))};
           return {apply_value(std::move(*res))};
+        } else if constexpr (std::is_same_v<T, lease_grant_request>) {
+          if (nospace) return {cairn::unexpected(base::errc::no_space)};
+          auto g = lessor_->grant(lease::lease_id{op.id}, op.ttl);
+          if (!g) return {cairn::unexpected(g.error())};
+          return {apply_value(lease_grant_result{op.id, g->granted_ttl, store_->rev()})};
+        } else if constexpr (std::is_same_v<T, lease_revoke_request>) {
+          const lease::lease_id id{op.id};
+          if (!lessor_->exists(id)) return {cairn::unexpected(base::errc::lease_not_found)};
+          // The keys go in one write transaction (one revision, so a watcher sees them vanish
+          // together), and the lease record in the same commit.
+          auto hold = backend_->hold_commits();
+          auto keys = lessor_->keys(id);
+#ifndef CAIRN_PLANTED_BUG_REVOKE_SEPARATE_REVISIONS
+          if (!keys.empty()) {
+            mvcc::txn_request t;
+            for (auto& k : keys) t.success.push_back({mvcc::delete_range_request{std::move(k)}});
+            if (auto res = store_->txn(t); !res)
+              fatal("revoking a lease: deleting its keys failed");
+          }
+#else
+          // Planted bug: one revision per key; caught by
+          // LeaseServerTest.RevokeDeletesKeysInOneRevision.
+          for (auto& k : keys) (void)store_->delete_range({std::move(k)});
+#endif
+          if (auto r = lessor_->revoke(id); !r) fatal("revoking a lease that exists failed");
+          return {apply_value(lease_revoked{store_->rev()})};
+        } else if constexpr (std::is_same_v<T, lease_checkpoint_request>) {
+          std::vector<lease::checkpoint> cps;
+          for (const auto& c : op.checkpoints)
+            cps.push_back({lease::lease_id{c.id}, c.remaining_ttl});
+          lessor_->apply_checkpoints(cps);
+          return {apply_value(lease_checkpointed{})};
         } else if constexpr (std::is_same_v<T, compact_request>) {
           auto res = store_->compact(op.revision);
           if (!res) return {cairn::unexpected(from_mvcc(res.error()))};

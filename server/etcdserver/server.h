@@ -48,6 +48,7 @@
 #include "base/file.h"
 #include "etcdserver/compactor.h"
 #include "etcdserver/request.h"
+#include "lease/lessor.h"
 #include "mvcc/kv.h"
 #include "mvcc/store.h"
 #include "mvcc/watchable_store.h"
@@ -97,6 +98,20 @@ struct server_config {
   std::chrono::milliseconds backend_batch_interval{100};
   std::uint32_t backend_batch_limit = 10000;
   transport* peers = nullptr;
+  // Leases: --experimental-enable-lease-checkpoint[-persist] (LeaseCheckpoint[Persist]) and the
+  // checkpoint interval (etcd: 5 min); the lease loop's period (etcd: 500 ms) and the revoke
+  // rate (etcd: 1000 a second, half of it per 500 ms round).
+  bool lease_checkpoint = false;
+  bool lease_checkpoint_persist = false;
+  std::chrono::milliseconds lease_checkpoint_interval{std::chrono::minutes(5)};
+  std::chrono::milliseconds lease_loop_interval{500};
+  std::uint32_t lease_revoke_rate = 1000;
+};
+
+struct lease_grant_result {
+  std::int64_t id = 0;
+  std::int64_t ttl = 0;
+  std::int64_t revision = 0;  // the store's revision when applied (header)
 };
 
 struct server_error {
@@ -118,6 +133,31 @@ struct status_info {
   std::uint64_t db_size_in_use = 0;
   std::int64_t revision = 0;
   std::vector<alarm_member> alarms;
+};
+
+// The backend hash (Maintenance.Hash): CRC-32C (base/crc32c.h, seed 0) over this byte stream,
+// built from the committed backend:
+//   for each bucket, in ascending byte order of its name:
+//     u32 length of the name, the name;
+//     for each key in ascending byte order, except meta's `consistent_index` and `term` (they
+//     differ between members holding the same data, as in etcd's hash):
+//       u32 length of the key, the key, u32 length of the value, the value;
+//     u32 0xffffffff (no key is that long: it ends the bucket);
+// every u32 big-endian. The lengths make the stream decodable, so different contents give
+// different streams (and, but for CRC collisions, different hashes). etcd hashes its bbolt file
+// the same way in spirit (CRC-32C over bucket names, keys and values, no lengths), so the numbers
+// of the two servers never match; they only compare Cairn members with each other.
+struct backend_hash {
+  std::uint32_t hash = 0;
+  std::int64_t revision = 0;  // the store's revision at the hashed commit
+};
+
+// A consistent copy of the backend for Maintenance.Snapshot.
+struct db_snapshot {
+  std::unique_ptr<backend::snapshot_file> file;
+  // Every write up to this revision is in the copy (writes applied while the copy started may
+  // be too).
+  std::int64_t revision = 0;
 };
 
 class server {
@@ -154,6 +194,22 @@ class server {
   // Rewrites the db compactly (backend::defrag) on the apply thread; allowed under NOSPACE.
   // Blocks writes while it runs.
   cairn::expected<void, server_error> defrag();
+  // Commits the open batch on the apply thread, then hashes the committed backend as of that
+  // commit (format above) on the caller's thread; writes go on meanwhile.
+  cairn::expected<backend_hash, base::errc> hash();
+  // Commits the open batch on the apply thread, then copies the backend into an unnamed file
+  // (backend::snapshot_to_file) on the caller's thread; writes go on meanwhile.
+  cairn::expected<db_snapshot, server_error> snapshot();
+
+  // Leases. Grant, revoke and checkpoints go through raft; renew (KeepAlive) runs on the leader's
+  // lessor (not_leader elsewhere); time-to-live and the list read the local lessor.
+  // `id` 0: the server picks one. Returns the store's revision after the revoke (header).
+  cairn::expected<lease_grant_result, base::errc> lease_grant(std::int64_t id, std::int64_t ttl);
+  cairn::expected<std::int64_t, base::errc> lease_revoke(std::int64_t id);
+  cairn::expected<std::int64_t, base::errc> lease_renew(std::int64_t id);
+  std::optional<lease::lease_status> lease_time_to_live(std::int64_t id, bool keys) const;
+  std::vector<std::int64_t> lease_ids() const;
+  lease::lessor& lessor() { return *lessor_; }
 
   // A raft message from a peer (the transport calls this).
   void step(raftpb::Message m);
@@ -179,6 +235,11 @@ class server {
   explicit server(server_config cfg);
   cairn::expected<void, server_error> open();
   cairn::expected<apply_result, base::errc> propose(request r);
+  // Proposes without waiting for (or hearing of) the outcome: the lease loop's revokes and
+  // checkpoints, which it retries if they never apply.
+  void propose_no_wait(request r);
+  void lease_loop();
+  void restore_lease_keys();
   cairn::expected<void, base::errc> wait_read_index();
   bool wait_applied(std::uint64_t index, std::chrono::steady_clock::time_point deadline);
   cairn::expected<void, base::errc> check_quota(std::int64_t cost);
@@ -189,6 +250,9 @@ class server {
   void apply_entry(const raftpb::Entry& e);
   apply_result apply_request(const request& r);
   void load_alarms();
+  // Runs `fn` on the apply thread (the backend's writer) between two entries and waits for it;
+  // false if the server stopped first.
+  bool run_on_writer(std::function<void()> fn);
   void shutdown(bool crash);
 
   server_config cfg_;
@@ -206,6 +270,14 @@ class server {
   raftpb::HardState hard_state_;
   raftpb::ConfState conf_;
   std::unique_ptr<compactor> compactor_;
+  std::unique_ptr<lease::lessor> lessor_;
+  std::atomic<std::uint64_t> lease_counter_{0};
+  // The lease loop (leader: expired leases → revokes, due checkpoints → checkpoint proposals).
+  std::mutex lease_mu_;
+  std::condition_variable lease_cv_;
+  bool stop_lease_ = false;  // guarded by lease_mu_
+  std::thread lease_thread_;
+  bool lessor_primary_ = false;  // raft thread: whether the lessor was last promoted
 
   std::atomic<std::uint64_t> term_{0};
   std::atomic<std::uint64_t> leader_{0};

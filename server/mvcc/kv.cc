@@ -10,6 +10,8 @@ std::string_view to_string(errc e) {
       return "mvcc: required revision is a future revision";
     case errc::key_not_found:
       return "key not found";
+    case errc::lease_not_found:
+      return "lease not found";
     case errc::watch_id_exists:
       return "mvcc: duplicate watch ID provided on the WatchStream";
     case errc::watch_not_found:

@@ -20,6 +20,7 @@ enum class errc {
   compacted,        // etcdserver: mvcc: required revision has been compacted (OutOfRange)
   future_rev,       // etcdserver: mvcc: required revision is a future revision (OutOfRange)
   key_not_found,    // etcdserver: key not found (put with ignore_value/ignore_lease)
+  lease_not_found,  // etcdserver: requested lease not found (put with an unknown lease)
   watch_id_exists,  // mvcc: duplicate watch ID provided on the WatchStream
   watch_not_found,  // mvcc: watcher does not exist
   closed,           // the watch stream was closed

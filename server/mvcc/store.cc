@@ -283,6 +283,7 @@ key_value store::put_in(write_ctx& ctx, const put_request& r, std::optional<key_
   std::string rk = revision_key(rv);
   be_.put(bucket::key, rk, encode_put(r.key, create, version, lease, prev, value));
   index_.put(r.key, rv);
+  if (lease_hook_ != nullptr) lease_hook_->on_put(r.key, lease);
   key_value kv{r.key, create, rv.main, version, std::move(value), lease};
   ctx.changes.push_back(change{event_type::put, kv, rv, prev});
   return kv;
@@ -305,6 +306,7 @@ std::int64_t store::delete_in(write_ctx& ctx, std::string_view key, std::string_
     const revision rv{ctx.write_rev(), static_cast<std::int64_t>(ctx.changes.size())};
     be_.put(bucket::key, revision_key(rv, true), encode_delete(k, prev));
     if (!index_.tombstone(k, rv)) broken("delete: tombstone on a key that is not live");
+    if (lease_hook_ != nullptr) lease_hook_->on_delete(k);
     key_value kv;
     kv.key = std::move(k);
     kv.mod_revision = rv.main;
@@ -324,11 +326,17 @@ range_response store::range_in(write_ctx& ctx, const range_request& r) {
   return std::move(*out);
 }
 
+bool store::lease_known(const put_request& r) const {
+  return r.lease == 0 || r.ignore_lease || lease_hook_ == nullptr ||
+         lease_hook_->lease_exists(r.lease);
+}
+
 cairn::expected<put_response, errc> store::put(const put_request& r) {
   write_ctx ctx{rev(), {}};
   if (r.ignore_value || r.ignore_lease) {
     if (!index_.get(r.key, ctx.begin)) return cairn::unexpected(errc::key_not_found);
   }
+  if (!lease_known(r)) return cairn::unexpected(errc::lease_not_found);
   put_response out;
   put_in(ctx, r, &out.prev_kv);
   out.revision = ctx.write_rev();
@@ -394,6 +402,7 @@ cairn::expected<void, errc> store::txn_check(const txn_request& r, const std::ve
       if ((p->ignore_value || p->ignore_lease) && !index_.get(p->key, at)) {
         return cairn::unexpected(errc::key_not_found);
       }
+      if (!lease_known(*p)) return cairn::unexpected(errc::lease_not_found);
     }
   }
   return {};

@@ -54,6 +54,19 @@ class write_observer {
                         const std::function<void()>& publish) = 0;
 };
 
+// How keys move between leases, told on the writer thread as each change is made (etcd's mvcc
+// calls its lessor the same way). mvcc never knows the lessor itself: lease/ implements this.
+class lease_hook {
+ public:
+  virtual ~lease_hook() = default;
+  // A put (alone or in a txn) naming a lease that does not exist fails with
+  // errc::lease_not_found before anything is written.
+  virtual bool lease_exists(std::int64_t lease) = 0;
+  // `key` now carries `lease` (0: none); the hook detaches it from its previous lease.
+  virtual void on_put(std::string_view key, std::int64_t lease) = 0;
+  virtual void on_delete(std::string_view key) = 0;
+};
+
 struct store_options {
   // Entries one compaction step examines (etcd's compaction batch limit).
   std::int64_t compaction_batch_limit = 1000;
@@ -95,6 +108,7 @@ class store {
   void set_consistent_index(schema::consistent_index ci);
   schema::consistent_index consistent_index() const { return ci_; }
   void set_observer(write_observer* o) { observer_ = o; }
+  void set_lease_hook(lease_hook* h) { lease_hook_ = h; }
   // The key-value stored at `rev` (a put), read inside the batch. For observers (prev_kv).
   std::optional<key_value> read_put(revision rev);
 
@@ -113,6 +127,7 @@ class store {
   std::int64_t delete_in(write_ctx& ctx, std::string_view key, std::string_view end,
                          std::vector<key_value>* prevs);
   range_response range_in(write_ctx& ctx, const range_request& r);
+  bool lease_known(const put_request& r) const;
   bool compare_holds(const compare& c, std::int64_t at);
   void txn_path(const txn_request& r, std::int64_t at, std::vector<bool>& path);
   cairn::expected<void, errc> txn_check(const txn_request& r, const std::vector<bool>& path,
@@ -130,6 +145,7 @@ class store {
   bool ci_dirty_ = false;
   int hook_id_ = -1;
   write_observer* observer_ = nullptr;
+  lease_hook* lease_hook_ = nullptr;
 };
 
 }  // namespace cairn::mvcc

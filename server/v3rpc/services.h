@@ -1,7 +1,27 @@
 // v3rpc/services.h: the etcdserverpb services a single member answers, over the node
 // (etcdserver::server): KV (Range, Put, DeleteRange, Txn, Compact), Maintenance (Alarm, Status,
-// Defragment, HashKV) and Cluster (MemberList). The other methods of these services are left to
-// the generated base class, which answers UNIMPLEMENTED.
+// Defragment, Hash, HashKV, Snapshot, MoveLeader) and Cluster (MemberList). The other methods of
+// these services are left to the generated base class, which answers UNIMPLEMENTED.
+//
+// Maintenance, where it is not obvious:
+//   Snapshot    streams a consistent copy of the backend as etcd does: the db bytes in chunks of
+//               32 KiB, each with `remaining_bytes` = db bytes still to come after it, then one
+//               last message whose blob is the SHA-256 of all the db bytes (remaining_bytes 0).
+//               A client that concatenates the blobs (etcdctl snapshot save) gets db + 32-byte
+//               SHA-256, the layout etcd's restore checks. The db is an LMDB file, not bbolt:
+//               etcdctl `snapshot status/restore` cannot read it (docs/compatibility.md). The copy
+//               is made first into an unnamed file beside the db (etcdserver::server::snapshot), so
+//               writes go on during the stream and cannot change it. Unlike etcd, which sends no
+//               header, the first message carries one: every write up to its revision is in the
+//               copy.
+//   Hash        a CRC-32C of the whole committed backend, defined byte for byte at
+//               etcdserver::backend_hash (server.h); meant to compare Cairn members with each
+//               other, never equal to etcd's number for the same data.
+//   MoveLeader  as etcd: "etcdserver: not leader" unless this member leads, "etcdserver: bad
+//               leader transferee" (FailedPrecondition) unless the target is a voting member; a
+//               move to the current leader succeeds at once (raft ignores it). The membership is
+//               this member alone, so that is every case for now. Like etcd, the response has no
+//               header.
 //
 // The services use gRPC's synchronous API: every node call blocks until the request is applied,
 // so each call holds a thread of gRPC's sync pool, not a callback thread.
@@ -17,6 +37,7 @@
 // state of their own and the node is thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +66,13 @@ struct service_options {
 // etcd's checks of a request before it is proposed; pure, for tests.
 std::optional<base::errc> check_txn(const etcdserverpb::TxnRequest& r, std::uint64_t max_txn_ops);
 std::optional<base::errc> check_put(const etcdserverpb::PutRequest& r);
+// MoveLeader's checks, in etcd's order: this member must lead, the target must be a voter.
+std::optional<base::errc> check_move_leader(std::uint64_t self, std::uint64_t leader,
+                                            const std::vector<std::uint64_t>& voters,
+                                            std::uint64_t target);
+
+// Snapshot chunk size (etcd's snapshotSendBufferSize).
+inline constexpr std::size_t snapshot_chunk_bytes = 32 * 1024;
 
 // Conversions between the wire types and the node's.
 mvcc::range_request from_wire(const etcdserverpb::RangeRequest& r);
@@ -84,6 +112,12 @@ class maintenance_service final : public etcdserverpb::Maintenance::Service {
                           etcdserverpb::DefragmentResponse* resp) override;
   grpc::Status HashKV(grpc::ServerContext* ctx, const etcdserverpb::HashKVRequest* req,
                       etcdserverpb::HashKVResponse* resp) override;
+  grpc::Status Hash(grpc::ServerContext* ctx, const etcdserverpb::HashRequest* req,
+                    etcdserverpb::HashResponse* resp) override;
+  grpc::Status Snapshot(grpc::ServerContext* ctx, const etcdserverpb::SnapshotRequest* req,
+                        grpc::ServerWriter<etcdserverpb::SnapshotResponse>* writer) override;
+  grpc::Status MoveLeader(grpc::ServerContext* ctx, const etcdserverpb::MoveLeaderRequest* req,
+                          etcdserverpb::MoveLeaderResponse* resp) override;
 
  private:
   etcdserver::server& node_;
