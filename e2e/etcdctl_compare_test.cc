@@ -135,6 +135,27 @@ std::vector<step> script() {
       {{"member", "list", "-w", "json"}},
       {{"member", "list", "-w", "fields"}},
       {{"member", "list", "-w", "table"}},
+      // membership changes a one-member cluster refuses (ids that are not a member, bad URLs)
+      {{"member", "remove", "1234"}},
+      {{"member", "update", "1234", "--peer-urls=http://127.0.0.1:9"}},
+      {{"member", "promote", "1234"}},
+      {{"member", "add", "x", "--peer-urls=http://127.0.0.1"}},
+      {{"member", "add", "x", "--peer-urls=ftp://127.0.0.1:9"}},
+      {{"member", "add", "x", "--peer-urls=http://127.0.0.1:9/path"}},
+      // auth, disabled and without users or roles
+      {{"user", "list"}},
+      {{"role", "list"}},
+      {{"user", "get", "root"}},
+      {{"role", "get", "r"}},
+      {{"auth", "enable"}},
+      {{"auth", "disable"}},
+      {{"user", "delete", "u"}},
+      {{"user", "grant-role", "u", "r"}},
+      {{"user", "revoke-role", "u", "r"}},
+      {{"role", "delete", "r"}},
+      {{"role", "grant-permission", "r", "read", "k"}},
+      {{"role", "revoke-permission", "r", "k"}},
+      {{"--user=root:pw", "get", "a"}},
       {{"get", "", "--prefix", "-w", "json"}},
   };
 }

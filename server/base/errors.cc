@@ -56,7 +56,9 @@ constexpr error_info entry(errc e) {
     case errc::peer_url_exist:
       return {e, failed_precondition, "etcdserver: Peer URLs already exists", "peer_url_exist"};
     case errc::member_not_enough_started:
-      return {e, failed_precondition,
+      // etcd maps this one to its client-side error value, not to a gRPC status, so grpc-go
+      // sends it as Unknown (seen live from 3.4.23; v3rpc/util.go's toGRPCErrorMap).
+      return {e, unknown,
               "etcdserver: re-configuration failed due to not enough started members",
               "member_not_enough_started"};
     case errc::member_bad_urls:

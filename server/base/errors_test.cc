@@ -38,7 +38,7 @@ const std::vector<expected_row>& expected_rows() {
       {errc::watch_canceled, 1, "etcdserver: watch canceled"},
       {errc::member_exist, 9, "etcdserver: member ID already exist"},
       {errc::peer_url_exist, 9, "etcdserver: Peer URLs already exists"},
-      {errc::member_not_enough_started, 9,
+      {errc::member_not_enough_started, 2,
        "etcdserver: re-configuration failed due to not enough started members"},
       {errc::member_bad_urls, 3, "etcdserver: given member URLs are invalid"},
       {errc::member_not_found, 5, "etcdserver: member not found"},

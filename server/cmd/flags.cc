@@ -434,7 +434,7 @@ constexpr flag_spec table[] = {
      true,
      true},
     {"strict-reconfig-check", g::clustering, "true",
-     "Refuse membership changes that would leave the cluster without quorum.", later,
+     "Refuse membership changes that would leave the cluster without quorum.", acted,
      field<&config::strict_reconfig_check>()},
     {"pre-vote", g::clustering, "true",
      "Run raft's pre-vote phase so a rejoining member does not disrupt the leader.", later,

@@ -66,7 +66,7 @@ TEST(Help, ActedOnIsHonest) {
       "listen-client-urls", "listen-client-http-urls", "listen-metrics-urls",
       "max-concurrent-streams", "grpc-keepalive-min-time", "grpc-keepalive-interval",
       "grpc-keepalive-timeout", "socket-reuse-port", "max-txn-ops", "advertise-client-urls",
-      "initial-advertise-peer-urls",
+      "initial-advertise-peer-urls", "strict-reconfig-check",
       // run.cc → v3rpc::watch_options
       "experimental-watch-progress-notify-interval", "watch-progress-notify-interval",
       // run.cc → etcdserver::server_config (the lessor's checkpoints)

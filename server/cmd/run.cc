@@ -118,9 +118,16 @@ int run(const config& cfg) {
   svc.max_txn_ops = cfg.max_txn_ops;
   svc.self = {cfg.name, to_strings(cfg.initial_advertise_peer_urls),
               to_strings(cfg.advertise_client_urls)};
+  svc.parse_peer_url = [](std::string_view text) -> std::optional<std::string> {
+    auto u = parse_url(text);
+    if (!u) return std::nullopt;
+    return u->to_string();
+  };
+  svc.strict_reconfig_check = cfg.strict_reconfig_check;
   v3rpc::kv_service kv(n, svc);
   v3rpc::maintenance_service maintenance(n);
-  v3rpc::cluster_service cluster(n, svc.self);
+  v3rpc::cluster_service cluster(n, svc);
+  v3rpc::auth_service auth(n);
   v3rpc::lease_service lease(n);
   v3rpc::watch_options watch_opts;
   watch_opts.progress_notify_interval = to_ms(cfg.watch_progress_notify_interval);
@@ -144,6 +151,7 @@ int run(const config& cfg) {
         b.RegisterService(&kv);
         b.RegisterService(&maintenance);
         b.RegisterService(&cluster);
+        b.RegisterService(&auth);
         b.RegisterService(&lease);
         b.RegisterService(&watch);
       },

@@ -41,7 +41,7 @@ const std::vector<row>& rows() {
       {errc::member_exist, StatusCode::FAILED_PRECONDITION, "etcdserver: member ID already exist"},
       {errc::peer_url_exist, StatusCode::FAILED_PRECONDITION,
        "etcdserver: Peer URLs already exists"},
-      {errc::member_not_enough_started, StatusCode::FAILED_PRECONDITION,
+      {errc::member_not_enough_started, StatusCode::UNKNOWN,
        "etcdserver: re-configuration failed due to not enough started members"},
       {errc::member_bad_urls, StatusCode::INVALID_ARGUMENT,
        "etcdserver: given member URLs are invalid"},

@@ -508,12 +508,240 @@ grpc::Status cluster_service::MemberList(grpc::ServerContext* ctx,
   if (auto e = leader_required(ctx, node_)) return fail(*e);
   auto* m = resp->add_members();
   m->set_id(node_.member_id());
-  m->set_name(self_.name);
-  for (const auto& u : self_.peer_urls) m->add_peerurls(u);
-  for (const auto& u : self_.client_urls) m->add_clienturls(u);
+  m->set_name(opts_.self.name);
+  for (const auto& u : opts_.self.peer_urls) m->add_peerurls(u);
+  for (const auto& u : opts_.self.client_urls) m->add_clienturls(u);
   // Membership requests carry no store revision.
   fill_header(node_, 0, resp->mutable_header());
   return grpc::Status::OK;
+}
+
+std::optional<base::errc> check_member_change(member_change kind, std::uint64_t self_id,
+                                              const std::vector<std::string>& self_peer_urls,
+                                              std::uint64_t id,
+                                              const std::vector<std::string>& peer_urls,
+                                              const url_parser& parse, bool strict) {
+  auto canonical = [&](std::string_view u) -> std::optional<std::string> {
+    if (parse) return parse(u);
+    return std::string(u);
+  };
+  std::vector<std::string> urls;
+  if (kind == member_change::add) {
+    // etcd's v3rpc parses the URLs before anything else (types.NewURLs: at least one).
+    if (peer_urls.empty()) return base::errc::member_bad_urls;
+    for (const auto& u : peer_urls) {
+      auto c = canonical(u);
+      if (!c) return base::errc::member_bad_urls;
+      urls.push_back(std::move(*c));
+    }
+  } else {
+    // MemberUpdate's URLs are not parsed by etcd; they are compared as given.
+    urls = peer_urls;
+  }
+  // The URLs of the members other than `id`: with one member, this member's unless it is `id`.
+  auto taken = [&] {
+    if (kind != member_change::add && id == self_id) return false;
+    for (const auto& mine : self_peer_urls) {
+      const auto c = canonical(mine).value_or(mine);
+      if (std::find(urls.begin(), urls.end(), c) != urls.end()) return true;
+    }
+    return false;
+  };
+  switch (kind) {
+    case member_change::add:
+      // A new voter keeps quorum here (one started member + the new one need 2 of 2 started,
+      // counting the new one); etcd then checks the URLs against every member.
+      if (taken()) return base::errc::peer_url_exist;
+      return std::nullopt;
+    case member_change::remove:
+      // Removing the only voter leaves 0 started of a quorum of 1 (IsReadyToRemoveVotingMember).
+      if (strict && id == self_id) return base::errc::member_not_enough_started;
+      if (id != self_id) return base::errc::member_not_found;
+      return std::nullopt;
+    case member_change::update:
+      if (id != self_id) return base::errc::member_not_found;
+      if (taken()) return base::errc::peer_url_exist;
+      return std::nullopt;
+    case member_change::promote:
+      if (id != self_id) return base::errc::member_not_found;
+      return base::errc::member_not_learner;
+  }
+  return std::nullopt;
+}
+
+grpc::Status cluster_service::change(grpc::ServerContext* ctx, member_change kind,
+                                     std::uint64_t id, const std::vector<std::string>& peer_urls) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = check_member_change(kind, node_.member_id(), opts_.self.peer_urls, id, peer_urls,
+                                   opts_.parse_peer_url, opts_.strict_reconfig_check)) {
+    return fail(*e);
+  }
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "cairn: membership changes need clustering, which this version of Cairn "
+                      "does not have yet");
+}
+
+grpc::Status cluster_service::MemberAdd(grpc::ServerContext* ctx,
+                                        const etcdserverpb::MemberAddRequest* req,
+                                        etcdserverpb::MemberAddResponse*) {
+  return change(ctx, member_change::add, 0, {req->peerurls().begin(), req->peerurls().end()});
+}
+
+grpc::Status cluster_service::MemberRemove(grpc::ServerContext* ctx,
+                                           const etcdserverpb::MemberRemoveRequest* req,
+                                           etcdserverpb::MemberRemoveResponse*) {
+  return change(ctx, member_change::remove, req->id(), {});
+}
+
+grpc::Status cluster_service::MemberUpdate(grpc::ServerContext* ctx,
+                                           const etcdserverpb::MemberUpdateRequest* req,
+                                           etcdserverpb::MemberUpdateResponse*) {
+  return change(ctx, member_change::update, req->id(),
+                {req->peerurls().begin(), req->peerurls().end()});
+}
+
+grpc::Status cluster_service::MemberPromote(grpc::ServerContext* ctx,
+                                            const etcdserverpb::MemberPromoteRequest* req,
+                                            etcdserverpb::MemberPromoteResponse*) {
+  return change(ctx, member_change::promote, req->id(), {});
+}
+
+namespace {
+
+// The answers of an auth store that is disabled and empty.
+// (An empty name is not found either: only adding checks for it.)
+grpc::Status no_user(grpc::ServerContext* ctx, etcdserver::server& node) {
+  if (auto e = leader_required(ctx, node)) return fail(*e);
+  return fail(base::errc::user_not_found);
+}
+
+grpc::Status no_role(grpc::ServerContext* ctx, etcdserver::server& node) {
+  if (auto e = leader_required(ctx, node)) return fail(*e);
+  return fail(base::errc::role_not_found);
+}
+
+grpc::Status auth_not_yet() {
+  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                      "cairn: users and roles are not implemented yet");
+}
+
+}  // namespace
+
+grpc::Status auth_service::AuthEnable(grpc::ServerContext* ctx,
+                                      const etcdserverpb::AuthEnableRequest*,
+                                      etcdserverpb::AuthEnableResponse*) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  return fail(base::errc::root_user_not_exist);
+}
+
+grpc::Status auth_service::AuthDisable(grpc::ServerContext* ctx,
+                                       const etcdserverpb::AuthDisableRequest*,
+                                       etcdserverpb::AuthDisableResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status auth_service::AuthStatus(grpc::ServerContext* ctx,
+                                      const etcdserverpb::AuthStatusRequest*,
+                                      etcdserverpb::AuthStatusResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  resp->set_enabled(false);
+  resp->set_authrevision(1);
+  return grpc::Status::OK;
+}
+
+grpc::Status auth_service::Authenticate(grpc::ServerContext* ctx,
+                                        const etcdserverpb::AuthenticateRequest*,
+                                        etcdserverpb::AuthenticateResponse*) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  return fail(base::errc::auth_not_enabled);
+}
+
+grpc::Status auth_service::UserAdd(grpc::ServerContext* ctx,
+                                   const etcdserverpb::AuthUserAddRequest* req,
+                                   etcdserverpb::AuthUserAddResponse*) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (req->name().empty()) return fail(base::errc::user_empty);
+  return auth_not_yet();
+}
+
+grpc::Status auth_service::UserGet(grpc::ServerContext* ctx,
+                                   const etcdserverpb::AuthUserGetRequest*,
+                                   etcdserverpb::AuthUserGetResponse*) {
+  return no_user(ctx, node_);
+}
+
+grpc::Status auth_service::UserList(grpc::ServerContext* ctx,
+                                    const etcdserverpb::AuthUserListRequest*,
+                                    etcdserverpb::AuthUserListResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status auth_service::UserDelete(grpc::ServerContext* ctx,
+                                      const etcdserverpb::AuthUserDeleteRequest*,
+                                      etcdserverpb::AuthUserDeleteResponse*) {
+  return no_user(ctx, node_);
+}
+
+grpc::Status auth_service::UserChangePassword(
+    grpc::ServerContext* ctx, const etcdserverpb::AuthUserChangePasswordRequest*,
+    etcdserverpb::AuthUserChangePasswordResponse*) {
+  return no_user(ctx, node_);
+}
+
+grpc::Status auth_service::UserGrantRole(grpc::ServerContext* ctx,
+                                         const etcdserverpb::AuthUserGrantRoleRequest*,
+                                         etcdserverpb::AuthUserGrantRoleResponse*) {
+  return no_user(ctx, node_);
+}
+
+grpc::Status auth_service::UserRevokeRole(grpc::ServerContext* ctx,
+                                          const etcdserverpb::AuthUserRevokeRoleRequest*,
+                                          etcdserverpb::AuthUserRevokeRoleResponse*) {
+  return no_user(ctx, node_);
+}
+
+grpc::Status auth_service::RoleAdd(grpc::ServerContext* ctx,
+                                   const etcdserverpb::AuthRoleAddRequest* req,
+                                   etcdserverpb::AuthRoleAddResponse*) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (req->name().empty()) return fail(base::errc::role_empty);
+  return auth_not_yet();
+}
+
+grpc::Status auth_service::RoleGet(grpc::ServerContext* ctx, const etcdserverpb::AuthRoleGetRequest*,
+                                   etcdserverpb::AuthRoleGetResponse*) {
+  return no_role(ctx, node_);
+}
+
+grpc::Status auth_service::RoleList(grpc::ServerContext* ctx,
+                                    const etcdserverpb::AuthRoleListRequest*,
+                                    etcdserverpb::AuthRoleListResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status auth_service::RoleDelete(grpc::ServerContext* ctx,
+                                      const etcdserverpb::AuthRoleDeleteRequest*,
+                                      etcdserverpb::AuthRoleDeleteResponse*) {
+  return no_role(ctx, node_);
+}
+
+grpc::Status auth_service::RoleGrantPermission(
+    grpc::ServerContext* ctx, const etcdserverpb::AuthRoleGrantPermissionRequest*,
+    etcdserverpb::AuthRoleGrantPermissionResponse*) {
+  return no_role(ctx, node_);
+}
+
+grpc::Status auth_service::RoleRevokePermission(
+    grpc::ServerContext* ctx, const etcdserverpb::AuthRoleRevokePermissionRequest*,
+    etcdserverpb::AuthRoleRevokePermissionResponse*) {
+  return no_role(ctx, node_);
 }
 
 std::vector<http::alarm_type> node_health::alarms() {

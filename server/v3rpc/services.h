@@ -1,7 +1,9 @@
 // v3rpc/services.h: the etcdserverpb services a single member answers, over the node
 // (etcdserver::server): KV (Range, Put, DeleteRange, Txn, Compact), Maintenance (Alarm, Status,
-// Defragment, Hash, HashKV, Snapshot, MoveLeader) and Cluster (MemberList). The other methods of
-// these services are left to the generated base class, which answers UNIMPLEMENTED.
+// Defragment, Hash, HashKV, Snapshot, MoveLeader), Cluster (MemberList; the membership changes
+// answer etcd's errors, or UNIMPLEMENTED where etcd would carry them out) and Auth (as etcd with
+// authentication disabled and no users or roles). Maintenance's other methods are left to the
+// generated base class, which answers UNIMPLEMENTED.
 //
 // Maintenance, where it is not obvious:
 //   Snapshot    streams a consistent copy of the backend as etcd does: the db bytes in chunks of
@@ -39,9 +41,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/errors.h"
@@ -58,10 +62,31 @@ struct member_info {
   std::vector<std::string> client_urls;
 };
 
+// Parses one peer URL by etcd's rules (types.NewURLs: http/https/unix/unixs, "host:port", no
+// path) into its canonical spelling; nullopt if etcd would refuse it. The command line's parser
+// (cmd/values.h) in the server; tests may pass their own.
+using url_parser = std::function<std::optional<std::string>(std::string_view)>;
+
 struct service_options {
   std::uint64_t max_txn_ops = 128;  // --max-txn-ops
   member_info self;
+  url_parser parse_peer_url;   // null: every URL is taken as written
+  bool strict_reconfig_check = true;  // --strict-reconfig-check
 };
+
+// What the Cluster service answers a membership change on a cluster of one started member, the
+// only kind there is until clustering: etcd's error where etcd fails the same request, nullopt
+// where etcd would carry it out (Cairn answers UNIMPLEMENTED then). In etcd's order: the URLs
+// parse (add only), the strict reconfiguration check (removing the only voter leaves no
+// quorum: "re-configuration failed due to not enough started members"), then the membership
+// rules (unknown id: "member not found"; promoting a voter: "can only promote a learner
+// member"; a URL another member has: "Peer URLs already exists").
+enum class member_change { add, remove, update, promote };
+std::optional<base::errc> check_member_change(member_change kind, std::uint64_t self_id,
+                                              const std::vector<std::string>& self_peer_urls,
+                                              std::uint64_t id,
+                                              const std::vector<std::string>& peer_urls,
+                                              const url_parser& parse, bool strict);
 
 // etcd's checks of a request before it is proposed; pure, for tests.
 std::optional<base::errc> check_txn(const etcdserverpb::TxnRequest& r, std::uint64_t max_txn_ops);
@@ -125,14 +150,86 @@ class maintenance_service final : public etcdserverpb::Maintenance::Service {
 
 class cluster_service final : public etcdserverpb::Cluster::Service {
  public:
-  cluster_service(etcdserver::server& node, member_info self)
-      : node_(node), self_(std::move(self)) {}
+  cluster_service(etcdserver::server& node, service_options options)
+      : node_(node), opts_(std::move(options)) {}
+  grpc::Status MemberAdd(grpc::ServerContext* ctx, const etcdserverpb::MemberAddRequest* req,
+                         etcdserverpb::MemberAddResponse* resp) override;
+  grpc::Status MemberRemove(grpc::ServerContext* ctx,
+                            const etcdserverpb::MemberRemoveRequest* req,
+                            etcdserverpb::MemberRemoveResponse* resp) override;
+  grpc::Status MemberUpdate(grpc::ServerContext* ctx,
+                            const etcdserverpb::MemberUpdateRequest* req,
+                            etcdserverpb::MemberUpdateResponse* resp) override;
   grpc::Status MemberList(grpc::ServerContext* ctx, const etcdserverpb::MemberListRequest* req,
                           etcdserverpb::MemberListResponse* resp) override;
+  grpc::Status MemberPromote(grpc::ServerContext* ctx,
+                             const etcdserverpb::MemberPromoteRequest* req,
+                             etcdserverpb::MemberPromoteResponse* resp) override;
+
+ private:
+  grpc::Status change(grpc::ServerContext* ctx, member_change kind, std::uint64_t id,
+                      const std::vector<std::string>& peer_urls);
+
+  etcdserver::server& node_;
+  service_options opts_;
+};
+
+// etcdserverpb.Auth as etcd answers it while authentication is disabled and no user or role
+// exists, the state a Cairn member is always in until the auth store arrives (security issue):
+// AuthEnable fails with "root user does not exist", AuthDisable succeeds, AuthStatus says
+// disabled (auth revision 1, a fresh store's), Authenticate fails with "authentication is not
+// enabled", the lists are empty, and every call naming a user or role fails with "user name not
+// found" / "role name not found" ("... is empty" for an empty name). Only UserAdd and RoleAdd
+// with a name, which etcd would carry out, answer UNIMPLEMENTED. Unlike etcd these answers do
+// not go through raft (they change nothing), so they add no entries to the raft log.
+class auth_service final : public etcdserverpb::Auth::Service {
+ public:
+  explicit auth_service(etcdserver::server& node) : node_(node) {}
+  grpc::Status AuthEnable(grpc::ServerContext* ctx, const etcdserverpb::AuthEnableRequest* req,
+                          etcdserverpb::AuthEnableResponse* resp) override;
+  grpc::Status AuthDisable(grpc::ServerContext* ctx, const etcdserverpb::AuthDisableRequest* req,
+                           etcdserverpb::AuthDisableResponse* resp) override;
+  grpc::Status AuthStatus(grpc::ServerContext* ctx, const etcdserverpb::AuthStatusRequest* req,
+                          etcdserverpb::AuthStatusResponse* resp) override;
+  grpc::Status Authenticate(grpc::ServerContext* ctx,
+                            const etcdserverpb::AuthenticateRequest* req,
+                            etcdserverpb::AuthenticateResponse* resp) override;
+  grpc::Status UserAdd(grpc::ServerContext* ctx, const etcdserverpb::AuthUserAddRequest* req,
+                       etcdserverpb::AuthUserAddResponse* resp) override;
+  grpc::Status UserGet(grpc::ServerContext* ctx, const etcdserverpb::AuthUserGetRequest* req,
+                       etcdserverpb::AuthUserGetResponse* resp) override;
+  grpc::Status UserList(grpc::ServerContext* ctx, const etcdserverpb::AuthUserListRequest* req,
+                        etcdserverpb::AuthUserListResponse* resp) override;
+  grpc::Status UserDelete(grpc::ServerContext* ctx,
+                          const etcdserverpb::AuthUserDeleteRequest* req,
+                          etcdserverpb::AuthUserDeleteResponse* resp) override;
+  grpc::Status UserChangePassword(grpc::ServerContext* ctx,
+                                  const etcdserverpb::AuthUserChangePasswordRequest* req,
+                                  etcdserverpb::AuthUserChangePasswordResponse* resp) override;
+  grpc::Status UserGrantRole(grpc::ServerContext* ctx,
+                             const etcdserverpb::AuthUserGrantRoleRequest* req,
+                             etcdserverpb::AuthUserGrantRoleResponse* resp) override;
+  grpc::Status UserRevokeRole(grpc::ServerContext* ctx,
+                              const etcdserverpb::AuthUserRevokeRoleRequest* req,
+                              etcdserverpb::AuthUserRevokeRoleResponse* resp) override;
+  grpc::Status RoleAdd(grpc::ServerContext* ctx, const etcdserverpb::AuthRoleAddRequest* req,
+                       etcdserverpb::AuthRoleAddResponse* resp) override;
+  grpc::Status RoleGet(grpc::ServerContext* ctx, const etcdserverpb::AuthRoleGetRequest* req,
+                       etcdserverpb::AuthRoleGetResponse* resp) override;
+  grpc::Status RoleList(grpc::ServerContext* ctx, const etcdserverpb::AuthRoleListRequest* req,
+                        etcdserverpb::AuthRoleListResponse* resp) override;
+  grpc::Status RoleDelete(grpc::ServerContext* ctx,
+                          const etcdserverpb::AuthRoleDeleteRequest* req,
+                          etcdserverpb::AuthRoleDeleteResponse* resp) override;
+  grpc::Status RoleGrantPermission(grpc::ServerContext* ctx,
+                                   const etcdserverpb::AuthRoleGrantPermissionRequest* req,
+                                   etcdserverpb::AuthRoleGrantPermissionResponse* resp) override;
+  grpc::Status RoleRevokePermission(grpc::ServerContext* ctx,
+                                    const etcdserverpb::AuthRoleRevokePermissionRequest* req,
+                                    etcdserverpb::AuthRoleRevokePermissionResponse* resp) override;
 
  private:
   etcdserver::server& node_;
-  member_info self_;
 };
 
 class node_health final : public http::health_source {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 namespace cairn::v3rpc {
 namespace {
 
@@ -146,6 +148,46 @@ TEST(ServicesConvert, TxnRoundTrip) {
   EXPECT_EQ(wr.kvs(0).mod_revision(), 9);
   EXPECT_EQ(wr.kvs(0).version(), 3);
   EXPECT_EQ(wr.count(), 1);
+}
+
+// A one-member cluster (id 7, peer URL http://10.0.0.1:2380) answers membership changes as
+// etcd 3.4.23 does (each case seen live), nullopt where etcd would go ahead.
+TEST(ServicesCheck, MembershipChangesOnOneMember) {
+  const std::vector<std::string> self = {"http://10.0.0.1:2380"};
+  // A parser that accepts scheme://host:port only and lower-cases the scheme, as etcd's does.
+  const url_parser parse = [](std::string_view u) -> std::optional<std::string> {
+    const auto sep = u.find("://");
+    if (sep == std::string_view::npos) return std::nullopt;
+    std::string scheme(u.substr(0, sep));
+    for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme != "http" && scheme != "https") return std::nullopt;
+    const auto rest = u.substr(sep + 3);
+    if (rest.find(':') == std::string_view::npos || rest.find('/') != std::string_view::npos)
+      return std::nullopt;
+    return scheme + "://" + std::string(rest);
+  };
+  auto check = [&](member_change k, std::uint64_t id, std::vector<std::string> urls,
+                   bool strict = true) {
+    return check_member_change(k, 7, self, id, urls, parse, strict);
+  };
+  using enum member_change;
+  EXPECT_EQ(check(add, 0, {}), base::errc::member_bad_urls);
+  EXPECT_EQ(check(add, 0, {"http://10.0.0.2"}), base::errc::member_bad_urls);
+  EXPECT_EQ(check(add, 0, {"http://10.0.0.2:2380/path"}), base::errc::member_bad_urls);
+  EXPECT_EQ(check(add, 0, {"http://10.0.0.2:2380", "ftp://x:1"}), base::errc::member_bad_urls);
+  EXPECT_EQ(check(add, 0, {"HTTP://10.0.0.1:2380"}), base::errc::peer_url_exist);
+  EXPECT_EQ(check(add, 0, {"http://10.0.0.2:2380"}), std::nullopt);
+
+  EXPECT_EQ(check(remove, 7, {}), base::errc::member_not_enough_started);
+  EXPECT_EQ(check(remove, 7, {}, false), std::nullopt);
+  EXPECT_EQ(check(remove, 8, {}), base::errc::member_not_found);
+
+  EXPECT_EQ(check(update, 8, {"http://10.0.0.2:2380"}), base::errc::member_not_found);
+  // Its own URL again is no conflict: only other members' URLs count.
+  EXPECT_EQ(check(update, 7, {"http://10.0.0.1:2380"}), std::nullopt);
+
+  EXPECT_EQ(check(promote, 8, {}), base::errc::member_not_found);
+  EXPECT_EQ(check(promote, 7, {}), base::errc::member_not_learner);
 }
 
 }  // namespace
