@@ -58,8 +58,7 @@ constexpr error_info entry(errc e) {
     case errc::member_not_enough_started:
       // etcd maps this one to its client-side error value, not to a gRPC status, so grpc-go
       // sends it as Unknown (seen live from 3.4.23; v3rpc/util.go's toGRPCErrorMap).
-      return {e, unknown,
-              "etcdserver: re-configuration failed due to not enough started members",
+      return {e, unknown, "etcdserver: re-configuration failed due to not enough started members",
               "member_not_enough_started"};
     case errc::member_bad_urls:
       return {e, invalid_argument, "etcdserver: given member URLs are invalid", "member_bad_urls"};

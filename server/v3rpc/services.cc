@@ -569,8 +569,8 @@ std::optional<base::errc> check_member_change(member_change kind, std::uint64_t 
   return std::nullopt;
 }
 
-grpc::Status cluster_service::change(grpc::ServerContext* ctx, member_change kind,
-                                     std::uint64_t id, const std::vector<std::string>& peer_urls) {
+grpc::Status cluster_service::change(grpc::ServerContext* ctx, member_change kind, std::uint64_t id,
+                                     const std::vector<std::string>& peer_urls) {
   if (auto e = leader_required(ctx, node_)) return fail(*e);
   if (auto e = check_member_change(kind, node_.member_id(), opts_.self.peer_urls, id, peer_urls,
                                    opts_.parse_peer_url, opts_.strict_reconfig_check)) {
@@ -687,9 +687,9 @@ grpc::Status auth_service::UserDelete(grpc::ServerContext* ctx,
   return no_user(ctx, node_);
 }
 
-grpc::Status auth_service::UserChangePassword(
-    grpc::ServerContext* ctx, const etcdserverpb::AuthUserChangePasswordRequest*,
-    etcdserverpb::AuthUserChangePasswordResponse*) {
+grpc::Status auth_service::UserChangePassword(grpc::ServerContext* ctx,
+                                              const etcdserverpb::AuthUserChangePasswordRequest*,
+                                              etcdserverpb::AuthUserChangePasswordResponse*) {
   return no_user(ctx, node_);
 }
 
@@ -713,7 +713,8 @@ grpc::Status auth_service::RoleAdd(grpc::ServerContext* ctx,
   return auth_not_yet();
 }
 
-grpc::Status auth_service::RoleGet(grpc::ServerContext* ctx, const etcdserverpb::AuthRoleGetRequest*,
+grpc::Status auth_service::RoleGet(grpc::ServerContext* ctx,
+                                   const etcdserverpb::AuthRoleGetRequest*,
                                    etcdserverpb::AuthRoleGetResponse*) {
   return no_role(ctx, node_);
 }
@@ -732,9 +733,9 @@ grpc::Status auth_service::RoleDelete(grpc::ServerContext* ctx,
   return no_role(ctx, node_);
 }
 
-grpc::Status auth_service::RoleGrantPermission(
-    grpc::ServerContext* ctx, const etcdserverpb::AuthRoleGrantPermissionRequest*,
-    etcdserverpb::AuthRoleGrantPermissionResponse*) {
+grpc::Status auth_service::RoleGrantPermission(grpc::ServerContext* ctx,
+                                               const etcdserverpb::AuthRoleGrantPermissionRequest*,
+                                               etcdserverpb::AuthRoleGrantPermissionResponse*) {
   return no_role(ctx, node_);
 }
 

@@ -70,7 +70,7 @@ using url_parser = std::function<std::optional<std::string>(std::string_view)>;
 struct service_options {
   std::uint64_t max_txn_ops = 128;  // --max-txn-ops
   member_info self;
-  url_parser parse_peer_url;   // null: every URL is taken as written
+  url_parser parse_peer_url;          // null: every URL is taken as written
   bool strict_reconfig_check = true;  // --strict-reconfig-check
 };
 
@@ -154,11 +154,9 @@ class cluster_service final : public etcdserverpb::Cluster::Service {
       : node_(node), opts_(std::move(options)) {}
   grpc::Status MemberAdd(grpc::ServerContext* ctx, const etcdserverpb::MemberAddRequest* req,
                          etcdserverpb::MemberAddResponse* resp) override;
-  grpc::Status MemberRemove(grpc::ServerContext* ctx,
-                            const etcdserverpb::MemberRemoveRequest* req,
+  grpc::Status MemberRemove(grpc::ServerContext* ctx, const etcdserverpb::MemberRemoveRequest* req,
                             etcdserverpb::MemberRemoveResponse* resp) override;
-  grpc::Status MemberUpdate(grpc::ServerContext* ctx,
-                            const etcdserverpb::MemberUpdateRequest* req,
+  grpc::Status MemberUpdate(grpc::ServerContext* ctx, const etcdserverpb::MemberUpdateRequest* req,
                             etcdserverpb::MemberUpdateResponse* resp) override;
   grpc::Status MemberList(grpc::ServerContext* ctx, const etcdserverpb::MemberListRequest* req,
                           etcdserverpb::MemberListResponse* resp) override;
@@ -191,8 +189,7 @@ class auth_service final : public etcdserverpb::Auth::Service {
                            etcdserverpb::AuthDisableResponse* resp) override;
   grpc::Status AuthStatus(grpc::ServerContext* ctx, const etcdserverpb::AuthStatusRequest* req,
                           etcdserverpb::AuthStatusResponse* resp) override;
-  grpc::Status Authenticate(grpc::ServerContext* ctx,
-                            const etcdserverpb::AuthenticateRequest* req,
+  grpc::Status Authenticate(grpc::ServerContext* ctx, const etcdserverpb::AuthenticateRequest* req,
                             etcdserverpb::AuthenticateResponse* resp) override;
   grpc::Status UserAdd(grpc::ServerContext* ctx, const etcdserverpb::AuthUserAddRequest* req,
                        etcdserverpb::AuthUserAddResponse* resp) override;
@@ -200,8 +197,7 @@ class auth_service final : public etcdserverpb::Auth::Service {
                        etcdserverpb::AuthUserGetResponse* resp) override;
   grpc::Status UserList(grpc::ServerContext* ctx, const etcdserverpb::AuthUserListRequest* req,
                         etcdserverpb::AuthUserListResponse* resp) override;
-  grpc::Status UserDelete(grpc::ServerContext* ctx,
-                          const etcdserverpb::AuthUserDeleteRequest* req,
+  grpc::Status UserDelete(grpc::ServerContext* ctx, const etcdserverpb::AuthUserDeleteRequest* req,
                           etcdserverpb::AuthUserDeleteResponse* resp) override;
   grpc::Status UserChangePassword(grpc::ServerContext* ctx,
                                   const etcdserverpb::AuthUserChangePasswordRequest* req,
@@ -218,8 +214,7 @@ class auth_service final : public etcdserverpb::Auth::Service {
                        etcdserverpb::AuthRoleGetResponse* resp) override;
   grpc::Status RoleList(grpc::ServerContext* ctx, const etcdserverpb::AuthRoleListRequest* req,
                         etcdserverpb::AuthRoleListResponse* resp) override;
-  grpc::Status RoleDelete(grpc::ServerContext* ctx,
-                          const etcdserverpb::AuthRoleDeleteRequest* req,
+  grpc::Status RoleDelete(grpc::ServerContext* ctx, const etcdserverpb::AuthRoleDeleteRequest* req,
                           etcdserverpb::AuthRoleDeleteResponse* resp) override;
   grpc::Status RoleGrantPermission(grpc::ServerContext* ctx,
                                    const etcdserverpb::AuthRoleGrantPermissionRequest* req,
