@@ -980,6 +980,9 @@ void server::apply_entry(const raftpb::Entry& e) {
     auto req = decode_request(e.data());
     if (!req) fatal(absl::StrCat("undecodable request in raft entry ", e.index()));
     apply_result res = apply_request(*req);
+    // The applied index moves before the proposer hears back (as etcd sets it before
+    // triggering the wait), so whoever got the answer sees an applied index that covers it.
+    publish();
     std::shared_ptr<waiter> w;
     {
       std::lock_guard lock(wait_mu_);
@@ -989,7 +992,9 @@ void server::apply_entry(const raftpb::Entry& e) {
       }
     }
     if (w) w->done.set_value(std::move(res));
-  } else if (e.type() != raftpb::ENTRY_NORMAL) {
+    return;
+  }
+  if (e.type() != raftpb::ENTRY_NORMAL) {
     spdlog::warn("etcdserver: membership change at {} ignored (single member only)", e.index());
   }
   publish();
