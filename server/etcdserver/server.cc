@@ -491,9 +491,22 @@ cairn::expected<mvcc::delete_range_response, base::errc> server::delete_range(
   return take<mvcc::delete_range_response>(std::move(res->value));
 }
 
-cairn::expected<mvcc::txn_response, base::errc> server::txn(const mvcc::txn_request& r) {
+cairn::expected<mvcc::txn_response, base::errc> server::txn(const mvcc::txn_request& r,
+                                                            bool serializable) {
+#ifndef CAIRN_PLANTED_BUG_READ_TXN_THROUGH_RAFT
+  if (mvcc::is_read_only(r)) {
+    // etcd's path for a txn without writes: the linearizable-read wait, then the store.
+    if (!serializable) {
+      if (auto ok = wait_read_index(); !ok) return cairn::unexpected(ok.error());
+    }
+    auto res = store_->read_txn(r);
+    if (!res) return cairn::unexpected(from_mvcc(res.error()));
+    return std::move(*res);
+  }
+#else
+  (void)serializable;
+#endif
   if (auto q = check_quota(quota_cost(r)); !q) return cairn::unexpected(q.error());
-  // Read-only txns go through raft as well: the store's txn runs on the writer only.
   auto res = propose({0, r});
   if (!res) return cairn::unexpected(res.error());
   return take<mvcc::txn_response>(std::move(res->value));

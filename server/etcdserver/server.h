@@ -185,7 +185,10 @@ class server {
   cairn::expected<mvcc::put_response, base::errc> put(const mvcc::put_request& r);
   cairn::expected<mvcc::delete_range_response, base::errc> delete_range(
       const mvcc::delete_range_request& r);
-  cairn::expected<mvcc::txn_response, base::errc> txn(const mvcc::txn_request& r);
+  // A read-only txn (mvcc::is_read_only) is read like a range: after a ReadIndex round unless
+  // `serializable` (every range in it serializable), without raft. Others go through raft.
+  cairn::expected<mvcc::txn_response, base::errc> txn(const mvcc::txn_request& r,
+                                                      bool serializable = false);
   cairn::expected<compact_response, base::errc> compact(std::int64_t revision, bool physical);
   // Alarm get/activate/deactivate, through raft; answers the alarms it concerns (get: all).
   cairn::expected<std::vector<alarm_member>, base::errc> alarm(const alarm_request& r);

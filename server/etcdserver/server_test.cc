@@ -340,6 +340,36 @@ TEST_F(ServerTest, AnAnsweredWriteIsCoveredByTheAppliedIndex) {
   }
 }
 
+// A txn that only reads is answered like a linearizable range, as etcd answers it: no raft
+// entry (the raft index does not move), the latest acknowledged write visible, and a txn with a
+// put still through raft. Planted READ_TXN_THROUGH_RAFT (every txn proposed) fails here.
+TEST_F(ServerTest, ReadOnlyTxnIsReadWithoutRaft) {
+  start();
+  ASSERT_TRUE(srv_->put(put_req("k", "1")));
+  mvcc::txn_request ro;
+  ro.compares.push_back(
+      {"k", "", mvcc::compare_target::value, mvcc::compare_result::equal, 0, "1"});
+  mvcc::range_request r;
+  r.key = "k";
+  ro.success.push_back({r});
+  for (const bool serializable : {false, true}) {
+    ASSERT_TRUE(srv_->put(put_req("k", "1")));
+    const auto index = srv_->status().raft_index;
+    const auto rev = srv_->status().revision;
+    auto out = srv_->txn(ro, serializable);
+    ASSERT_TRUE(out);
+    EXPECT_TRUE(out->succeeded);
+    EXPECT_EQ(out->revision, rev);
+    ASSERT_EQ(std::get<mvcc::range_response>(out->responses[0].op).kvs.size(), 1u);
+    EXPECT_EQ(srv_->status().raft_index, index) << "serializable " << serializable;
+  }
+  mvcc::txn_request rw = ro;
+  rw.success.push_back({put_req("k", "2")});
+  const auto index = srv_->status().raft_index;
+  ASSERT_TRUE(srv_->txn(rw));
+  EXPECT_GT(srv_->status().raft_index, index);
+}
+
 TEST_F(ServerTest, TooManyRequestsWhileApplyIsBehind) {
   cfg_.max_pending_applies = 3;
   start();

@@ -34,4 +34,13 @@ std::string prefix_range_end(std::string_view prefix) {
   return std::string(1, '\0');
 }
 
+bool is_read_only(const txn_request& r) {
+  for (const auto* ops : {&r.success, &r.failure}) {
+    for (const auto& op : *ops) {
+      if (!std::holds_alternative<range_request>(op.op)) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace cairn::mvcc

@@ -192,4 +192,8 @@ struct hash_kv_result {
 // last byte below 0xff incremented and the rest cut; "\0" (every key) if there is none.
 std::string prefix_range_end(std::string_view prefix);
 
+// Whether a txn only reads: every operation of both branches is a range (etcd's isTxnReadonly;
+// a nested txn counts as a write, as there). Such a txn is answered without raft.
+bool is_read_only(const txn_request& r);
+
 }  // namespace cairn::mvcc

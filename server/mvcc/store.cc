@@ -353,7 +353,7 @@ cairn::expected<delete_range_response, errc> store::delete_range(const delete_ra
   return out;
 }
 
-bool store::compare_holds(const compare& c, std::int64_t at) {
+bool store::compare_holds(const compare& c, std::int64_t at, const bytes_fn& bytes_at) const {
   // The index answers first; the backend is read after its lock is released (the index lock is
   // never held while the backend's is taken).
   std::vector<key_index::state> found;
@@ -367,28 +367,29 @@ bool store::compare_holds(const compare& c, std::int64_t at) {
   for (const auto& s : found) {
     key_value kv{{}, s.created.main, s.modified.main, s.version, {}, 0};
     if (stored) {
-      auto full = read_put(s.modified);
-      if (!full) broken("compare: an indexed revision is missing from the key bucket");
-      kv = std::move(*full);
+      record rec = must_decode(bytes_at(s.modified));
+      if (rec.tombstone) broken("compare: the index names a tombstone as a key's last put");
+      kv = to_key_value(rec, s.modified);
     }
     if (!holds(c, kv)) return false;
   }
   return true;
 }
 
-void store::txn_path(const txn_request& r, std::int64_t at, std::vector<bool>& path) {
+void store::txn_path(const txn_request& r, std::int64_t at, const bytes_fn& bytes_at,
+                     std::vector<bool>& path) const {
   // Every compare, nested ones included, sees the state before the transaction (etcd's
   // compareToPath); the path lists the outcomes depth-first.
   bool ok = std::all_of(r.compares.begin(), r.compares.end(),
-                        [&](const compare& c) { return compare_holds(c, at); });
+                        [&](const compare& c) { return compare_holds(c, at, bytes_at); });
   path.push_back(ok);
   for (const auto& op : ok ? r.success : r.failure) {
-    if (auto* t = std::get_if<box<txn_request>>(&op.op)) txn_path(**t, at, path);
+    if (auto* t = std::get_if<box<txn_request>>(&op.op)) txn_path(**t, at, bytes_at, path);
   }
 }
 
 cairn::expected<void, errc> store::txn_check(const txn_request& r, const std::vector<bool>& path,
-                                             std::size_t& pos, std::int64_t at) {
+                                             std::size_t& pos, std::int64_t at) const {
   bool ok = path[pos++];
   for (const auto& op : ok ? r.success : r.failure) {
     if (auto* t = std::get_if<box<txn_request>>(&op.op)) {
@@ -438,13 +439,67 @@ txn_response store::txn_apply(write_ctx& ctx, const txn_request& r, const std::v
 cairn::expected<txn_response, errc> store::txn(const txn_request& r) {
   write_ctx ctx{rev(), {}};
   std::vector<bool> path;
-  txn_path(r, ctx.begin, path);
+  txn_path(
+      r, ctx.begin,
+      [&](revision rv) {
+        auto bytes = be_.get(bucket::key, revision_key(rv));
+        if (!bytes) broken("compare: an indexed revision is missing from the key bucket");
+        return *bytes;
+      },
+      path);
   std::size_t pos = 0;
   if (auto c = txn_check(r, path, pos, ctx.begin); !c) return cairn::unexpected(c.error());
   pos = 0;
   txn_response out = txn_apply(ctx, r, path, pos);
   out.revision = ctx.changes.empty() ? ctx.begin : ctx.write_rev();
   end_write(ctx);
+  return out;
+}
+
+namespace {
+
+// The branches a read-only txn takes, answered from `bytes_at` at revision `at`.
+txn_response read_txn_in(const tree_index& index, const txn_request& r,
+                         const std::vector<bool>& path, std::size_t& pos, std::int64_t at,
+                         const std::function<std::string_view(revision)>& bytes_at) {
+  txn_response out;
+  out.succeeded = path[pos++];
+  for (const auto& op : out.succeeded ? r.success : r.failure) {
+    response_op resp;
+    if (auto* rr = std::get_if<range_request>(&op.op)) {
+      auto rng = run_range(index, *rr, at, bytes_at);
+      // Checked before (txn_check), and the index cannot compact below `at` meanwhile
+      // without the view still holding what the index found.
+      if (!rng) broken("read-only txn range failed after its checks passed");
+      resp.op = std::move(*rng);
+    } else if (auto* t = std::get_if<box<txn_request>>(&op.op)) {
+      resp.op = box<txn_response>(read_txn_in(index, **t, path, pos, at, bytes_at));
+    } else {
+      broken("read_txn: a txn with writes");
+    }
+    out.responses.push_back(std::move(resp));
+  }
+  return out;
+}
+
+}  // namespace
+
+cairn::expected<txn_response, errc> store::read_txn(const txn_request& r) const {
+  // As range(): the revision first, then the view, which therefore holds everything up to it.
+  const std::int64_t cur = rev();
+  backend::read_view view = be_.read();
+  auto bytes_at = [&](revision rv) -> std::string_view {
+    auto bytes = view.get(bucket::key, revision_key(rv));
+    if (!bytes) broken("read-only txn: an indexed revision is missing from the key bucket");
+    return *bytes;
+  };
+  std::vector<bool> path;
+  txn_path(r, cur, bytes_at, path);
+  std::size_t pos = 0;
+  if (auto c = txn_check(r, path, pos, cur); !c) return cairn::unexpected(c.error());
+  pos = 0;
+  txn_response out = read_txn_in(index_, r, path, pos, cur, bytes_at);
+  out.revision = cur;  // the outer response only, as txn() sets it
   return out;
 }
 

@@ -86,6 +86,10 @@ class store {
   // The last compaction's revision, -1 if none.
   std::int64_t compact_rev() const { return compact_.load(std::memory_order_acquire); }
   cairn::expected<range_response, errc> range(const range_request& r) const;
+  // A transaction without puts or deletes in any branch at any depth (is_read_only's txns, and
+  // nested txns that only read), answered from a read view at the current revision, on any
+  // thread, as `txn` would answer it then.
+  cairn::expected<txn_response, errc> read_txn(const txn_request& r) const;
   // CRC-32C over the key bucket's entries up to `rev` (0: current) that the last compaction
   // keeps, seeded with the bucket name; the same history gives the same hash on every member,
   // whether or not its compaction has finished on disk. Our entries are not etcd's, so the
@@ -128,10 +132,13 @@ class store {
                          std::vector<key_value>* prevs);
   range_response range_in(write_ctx& ctx, const range_request& r);
   bool lease_known(const put_request& r) const;
-  bool compare_holds(const compare& c, std::int64_t at);
-  void txn_path(const txn_request& r, std::int64_t at, std::vector<bool>& path);
+  // The stored entry at a revision the index names (the writer's batch, or a read view).
+  using bytes_fn = std::function<std::string_view(revision)>;
+  bool compare_holds(const compare& c, std::int64_t at, const bytes_fn& bytes_at) const;
+  void txn_path(const txn_request& r, std::int64_t at, const bytes_fn& bytes_at,
+                std::vector<bool>& path) const;
   cairn::expected<void, errc> txn_check(const txn_request& r, const std::vector<bool>& path,
-                                        std::size_t& pos, std::int64_t at);
+                                        std::size_t& pos, std::int64_t at) const;
   txn_response txn_apply(write_ctx& ctx, const txn_request& r, const std::vector<bool>& path,
                          std::size_t& pos);
 

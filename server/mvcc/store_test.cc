@@ -263,7 +263,50 @@ TEST_F(store_test, txn_compares_every_target_with_every_operator) {
     EXPECT_EQ(out->succeeded, c.want) << c.c.key << " target " << static_cast<int>(c.c.target)
                                       << " result " << static_cast<int>(c.c.result);
     EXPECT_EQ(out->revision, 3);  // read-only
+    auto ro = s().read_txn(req);
+    ASSERT_TRUE(ro);
+    EXPECT_EQ(*ro, *out);
   }
+}
+
+// read_txn answers a txn without writes exactly as txn does, from a read view: ranges in the
+// branch taken (with their options), nested read-only txns, and the same errors.
+TEST_F(store_test, read_txn_answers_like_txn) {
+  put("a", "1");
+  put("b", "2");
+  put("a", "3");
+  del("b");
+  put("c", "4", 0);
+  txn_request inner;
+  inner.compares = {cmp("c", compare_target::version, compare_result::equal, 1)};
+  inner.success = {request_op{range_request{.key = "a", .revision = 2}}};
+  inner.failure = {request_op{range_request{.key = "zzz"}}};
+  for (const bool holds : {true, false}) {
+    txn_request req;
+    req.compares = {cmp("a", compare_target::value, compare_result::equal, 0, holds ? "3" : "x")};
+    req.success = {request_op{range_request{.key = "a", .range_end = "d", .limit = 1}},
+                   request_op{box<txn_request>(inner)},
+                   request_op{range_request{.key = "b", .revision = 3}}};
+    req.failure = {
+        request_op{range_request{
+            .key = std::string(1, '\0'), .range_end = std::string(1, '\0'), .count_only = true}},
+        request_op{range_request{.key = "a", .keys_only = true}}};
+    ASSERT_TRUE(is_read_only(req) == false);  // the nested txn: etcd's rule sends it to raft
+    auto want = s().txn(req);
+    auto got = s().read_txn(req);
+    ASSERT_TRUE(want && got);
+    EXPECT_EQ(*got, *want);
+    EXPECT_EQ(got->succeeded, holds);
+  }
+  EXPECT_EQ(s().rev(), 6);  // nothing written
+  txn_request bad;
+  bad.success = {request_op{range_request{.key = "a", .revision = 99}}};
+  ASSERT_TRUE(is_read_only(bad));
+  EXPECT_EQ(s().read_txn(bad).error(), errc::future_rev);
+  ASSERT_TRUE(s().compact(4));
+  bad.success = {request_op{range_request{.key = "a", .revision = 3}}};
+  EXPECT_EQ(s().read_txn(bad).error(), errc::compacted);
+  EXPECT_EQ(s().txn(bad).error(), errc::compacted);
 }
 
 TEST_F(store_test, txn_range_compares_hold_for_every_key_in_the_range) {

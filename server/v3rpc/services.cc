@@ -20,6 +20,16 @@ using v3rpc::to_wire;
 
 grpc::Status fail(base::errc e) { return to_grpc_status(e); }
 
+// etcd's isTxnSerializable: every operation of both branches is a serializable range.
+bool txn_serializable(const etcdserverpb::TxnRequest& r) {
+  for (const auto* ops : {&r.success(), &r.failure()}) {
+    for (const auto& op : *ops) {
+      if (!op.has_request_range() || !op.request_range().serializable()) return false;
+    }
+  }
+  return true;
+}
+
 // etcd refuses calls that demand a leader (metadata hasleader=true) while there is none.
 std::optional<base::errc> leader_required(grpc::ServerContext* ctx,
                                           const etcdserver::server& node) {
@@ -352,7 +362,7 @@ grpc::Status kv_service::Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRe
                              etcdserverpb::TxnResponse* resp) {
   if (auto e = leader_required(ctx, node_)) return fail(*e);
   if (auto e = check_txn(*req, options_.max_txn_ops)) return fail(*e);
-  auto r = node_.txn(from_wire(*req));
+  auto r = node_.txn(from_wire(*req), txn_serializable(*req));
   if (!r) return fail(r.error());
   to_wire(*r, *resp);
   fill_header(node_, r->revision, resp->mutable_header());
