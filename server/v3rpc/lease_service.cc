@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "v3rpc/errors.h"
+#include "v3rpc/services.h"
 
 namespace cairn::v3rpc {
 namespace {
@@ -11,13 +12,7 @@ using etcdserverpb::LeaseKeepAliveRequest;
 using etcdserverpb::LeaseKeepAliveResponse;
 
 bool lacks_leader(const grpc::ServerContextBase* ctx, const etcdserver::server& node) {
-  auto [lo, hi] = ctx->client_metadata().equal_range("hasleader");
-  for (auto it = lo; it != hi; ++it) {
-    if (std::string_view(it->second.data(), it->second.size()) == "true" && node.leader() == 0) {
-      return true;
-    }
-  }
-  return false;
+  return leader_required(ctx->client_metadata(), node.leader() != 0).has_value();
 }
 
 void fill(etcdserver::server& node, etcdserverpb::ResponseHeader* h, std::int64_t revision = 0) {

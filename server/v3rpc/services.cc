@@ -12,6 +12,19 @@
 #include "v3rpc/errors.h"
 
 namespace cairn::v3rpc {
+
+std::optional<base::errc> leader_required(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata, bool has_leader) {
+  if (has_leader) return std::nullopt;
+  auto [lo, hi] = metadata.equal_range("hasleader");
+  for (auto it = lo; it != hi; ++it) {
+    if (std::string_view(it->second.data(), it->second.size()) == "true") {
+      return base::errc::no_leader;
+    }
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 // The public conversions overload with the helpers below.
@@ -30,16 +43,9 @@ bool txn_serializable(const etcdserverpb::TxnRequest& r) {
   return true;
 }
 
-// etcd refuses calls that demand a leader (metadata hasleader=true) while there is none.
 std::optional<base::errc> leader_required(grpc::ServerContext* ctx,
                                           const etcdserver::server& node) {
-  auto [lo, hi] = ctx->client_metadata().equal_range("hasleader");
-  for (auto it = lo; it != hi; ++it) {
-    if (std::string_view(it->second.data(), it->second.size()) == "true" && node.leader() == 0) {
-      return base::errc::no_leader;
-    }
-  }
-  return std::nullopt;
+  return v3rpc::leader_required(ctx->client_metadata(), node.leader() != 0);
 }
 
 void fill_header(etcdserver::server& node, std::int64_t revision, etcdserverpb::ResponseHeader* h) {

@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,11 @@ std::optional<base::errc> check_member_change(member_change kind, std::uint64_t 
                                               std::uint64_t id,
                                               const std::vector<std::string>& peer_urls,
                                               const url_parser& parse, bool strict);
+
+// etcd refuses a call whose metadata says `hasleader: true` with "etcdserver: no leader" while
+// the member knows no leader (etcd's interceptor); other calls go on.
+std::optional<base::errc> leader_required(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata, bool has_leader);
 
 // etcd's checks of a request before it is proposed; pure, for tests.
 std::optional<base::errc> check_txn(const etcdserverpb::TxnRequest& r, std::uint64_t max_txn_ops);

@@ -150,6 +150,16 @@ TEST(ServicesConvert, TxnRoundTrip) {
   EXPECT_EQ(wr.count(), 1);
 }
 
+TEST(ServicesCheck, HasLeaderMetadataNeedsALeader) {
+  std::multimap<grpc::string_ref, grpc::string_ref> md;
+  EXPECT_EQ(leader_required(md, false), std::nullopt);  // no metadata: served
+  md.emplace("hasleader", "false");
+  EXPECT_EQ(leader_required(md, false), std::nullopt);
+  md.emplace("hasleader", "true");
+  EXPECT_EQ(leader_required(md, false), base::errc::no_leader);
+  EXPECT_EQ(leader_required(md, true), std::nullopt);
+}
+
 // A one-member cluster (id 7, peer URL http://10.0.0.1:2380) answers membership changes as
 // etcd 3.4.23 does (each case seen live), nullopt where etcd would go ahead.
 TEST(ServicesCheck, MembershipChangesOnOneMember) {

@@ -10,6 +10,7 @@
 #include "base/errors.h"
 #include "mvcc/watchable_store.h"
 #include "v3rpc/errors.h"
+#include "v3rpc/services.h"
 
 namespace cairn::v3rpc {
 
@@ -50,11 +51,8 @@ void to_wire(const mvcc::event& e, mvccpb::Event* out) {
 }
 
 bool wants_leader(const grpc::CallbackServerContext* ctx) {
-  auto [lo, hi] = ctx->client_metadata().equal_range("hasleader");
-  for (auto it = lo; it != hi; ++it) {
-    if (std::string_view(it->second.data(), it->second.size()) == "true") return true;
-  }
-  return false;
+  // Would it be refused without a leader?
+  return leader_required(ctx->client_metadata(), /*has_leader=*/false).has_value();
 }
 
 }  // namespace
