@@ -191,27 +191,31 @@ void tree_index::replay(std::string_view key, revision rev, bool tombstone,
 
 revision_set tree_index::compact(std::int64_t at) {
   revision_set kept;
-  std::string resume;
-  bool first = true;
-  for (;;) {
-    std::unique_lock lock(mu_);
-    if (first) {
-      compacted_ = at;
-      first = false;
-    }
-    auto it = tree_.lower_bound(resume);
-    for (std::size_t n = 0; it != tree_.end() && n < compaction_chunk; ++n) {
-      it->second.compact(at, &kept);
-      if (it->second.empty()) {
-        it = tree_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (it == tree_.end()) break;
-    resume = it->first;
-  }
+  begin_compaction(at);
+  std::optional<std::string> next = std::string();
+  while (next) next = compact_chunk(at, *next, compaction_chunk, &kept);
   return kept;
+}
+
+void tree_index::begin_compaction(std::int64_t at) {
+  std::unique_lock lock(mu_);
+  compacted_ = at;
+}
+
+std::optional<std::string> tree_index::compact_chunk(std::int64_t at, std::string_view from,
+                                                     std::size_t limit, revision_set* kept) {
+  std::unique_lock lock(mu_);
+  auto it = tree_.lower_bound(from);
+  for (std::size_t n = 0; it != tree_.end() && n < limit; ++n) {
+    it->second.compact(at, kept);
+    if (it->second.empty()) {
+      it = tree_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (it == tree_.end()) return std::nullopt;
+  return it->first;
 }
 
 revision_set tree_index::keep(std::int64_t at) const {

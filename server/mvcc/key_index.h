@@ -107,6 +107,13 @@ class tree_index {
   // Compacts every key at `at` (in chunks, so readers get in between) and returns the kept
   // revisions <= at. Readers asking for revisions below `at` fail from the first chunk on.
   revision_set compact(std::int64_t at);
+  // The same in steps, so that the writer can interleave writes: begin_compaction(at) makes
+  // reads below `at` fail; each compact_chunk compacts up to `limit` keys from `from` on, adds
+  // what they keep to `kept`, and returns the key to resume at (nullopt when every key is done).
+  // Keys not yet compacted answer reads at or above `at` as compacted ones do.
+  void begin_compaction(std::int64_t at);
+  std::optional<std::string> compact_chunk(std::int64_t at, std::string_view from,
+                                           std::size_t limit, revision_set* kept);
   // The revisions <= at that compaction at `at` keeps.
   revision_set keep(std::int64_t at) const;
   // The last compaction and what it kept, read together.

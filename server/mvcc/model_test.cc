@@ -389,8 +389,12 @@ class run {
     backend::options main_opts;
     main_opts.unsafe_no_fsync = true;
     main_opts.batch_limit = 1 + rng_() % 50;
-    main_ =
-        std::make_unique<db>(dir_main_, main_opts, store_options{1 + (std::int64_t)(rng_() % 20)});
+    // Small compaction steps on the main store, so that reads, writes and watches run between
+    // the steps of both phases (index, then disk).
+    store_options main_store;
+    main_store.compaction_batch_limit = 1 + static_cast<std::int64_t>(rng_() % 20);
+    main_store.index_compaction_chunk = 1 + rng_() % 4;
+    main_ = std::make_unique<db>(dir_main_, main_opts, main_store);
     backend::options twin_opts;
     twin_opts.unsafe_no_fsync = true;
     twin_opts.batch_limit = 1 + rng_() % 7;

@@ -190,7 +190,7 @@ void store::restore() {
   if (scheduled && static_cast<std::int64_t>(*scheduled) > compact) {
     // A compaction a crash interrupted: finish it (the disk may hold a part of its garbage).
     compact = static_cast<std::int64_t>(*scheduled);
-    job_ = compaction_job{compact, index_.compact(compact), {}};
+    job_ = compaction_job{compact, index_.compact(compact), std::nullopt, {}};
   }
   // A compaction may have removed every entry up to its revision; never go below it.
   current = std::max(current, compact);
@@ -516,16 +516,23 @@ cairn::expected<void, errc> store::compact(std::int64_t at) {
   if (at > rev()) return cairn::unexpected(errc::future_rev);
   // Recorded first: a crash before the disk work is done resumes it at open.
   schema::write_meta_u64(be_, schema::scheduled_compact_key, static_cast<std::uint64_t>(at));
-  revision_set kept = index_.compact(at);
+  index_.begin_compaction(at);
   compact_.store(at, std::memory_order_release);
-  // A newer compaction supersedes an unfinished one: its scan from the start covers both.
-  job_ = compaction_job{at, std::move(kept), {}};
+  // A newer compaction supersedes an unfinished one: its scans from the start cover both (keys
+  // compacted at the older revision compact again at this one and keep what it keeps).
+  job_ = compaction_job{at, {}, std::string(), {}};
   if (opts_.commit_at_write_end) be_.commit_if_due();
   return {};
 }
 
 bool store::compaction_step() {
   if (!job_) return false;
+  if (job_->index_next) {
+    job_->index_next =
+        index_.compact_chunk(job_->rev, *job_->index_next, opts_.index_compaction_chunk,
+                             &job_->kept);
+    return true;
+  }
   const std::string stop = revision_key(revision{job_->rev + 1, 0});
   backend::write_cursor c = be_.cursor(bucket::key);
   c.seek(job_->next);

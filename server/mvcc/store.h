@@ -1,7 +1,7 @@
 // mvcc/store.h: the multi-version key-value store over the backend (etcd's mvcc store).
 //
 // It owns the revision counter, the in-memory key index (rebuilt from the key bucket at open),
-// the key bucket's contents (format in record.h), compaction (index at once, disk in batches)
+// the key bucket's contents (format in record.h), compaction (index, then disk, in batches)
 // and HashKV. It never knows raft: the caller hands it the consistent index to persist.
 //
 // Threads. Writes (put, delete_range, txn, compact, compaction_step, set_consistent_index) come
@@ -70,6 +70,8 @@ class lease_hook {
 struct store_options {
   // Entries one compaction step examines (etcd's compaction batch limit).
   std::int64_t compaction_batch_limit = 1000;
+  // Keys of the index one compaction step compacts.
+  std::size_t index_compaction_chunk = 10000;
   bool commit_at_write_end = true;
 };
 
@@ -102,11 +104,13 @@ class store {
   cairn::expected<put_response, errc> put(const put_request& r);
   cairn::expected<delete_range_response, errc> delete_range(const delete_range_request& r);
   cairn::expected<txn_response, errc> txn(const txn_request& r);
-  // Compacts the index at `rev` at once (reads below `rev` fail from now on) and schedules the
-  // removal from disk, which compaction_step does in batches.
+  // Makes reads below `rev` fail from now on and schedules the work, which compaction_step does
+  // in batches so that writes go on in between: first the index (`index_compaction_chunk` keys
+  // a step), then the removal from disk.
   cairn::expected<void, errc> compact(std::int64_t rev);
   bool compaction_pending() const { return job_.has_value(); }
-  // Removes up to `compaction_batch_limit` entries; true while more remains.
+  // One batch: up to `index_compaction_chunk` keys of the index, or once the index is done, up
+  // to `compaction_batch_limit` entries on disk; true while more remains.
   bool compaction_step();
   void finish_compaction();
   void set_consistent_index(schema::consistent_index ci);
@@ -120,8 +124,9 @@ class store {
   struct write_ctx;
   struct compaction_job {
     std::int64_t rev;
-    revision_set kept;
-    std::string next;  // the revision key to resume at
+    revision_set kept;  // complete once the index is done
+    std::optional<std::string> index_next;  // the key of the index to resume at; nullopt: done
+    std::string next;                        // the revision key to resume at on disk
   };
 
   store(backend::backend& b, store_options opts);
