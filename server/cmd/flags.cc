@@ -631,10 +631,10 @@ constexpr flag_spec table[] = {
      false,
      "TLS1.3"},
     {"cors", g::security, "*",
-     "Comma-separated origins allowed by CORS, as URLs (* or empty: any origin).", later,
+     "Comma-separated origins allowed by CORS, as URLs (* or empty: any origin).", acted,
      cors_flag()},
     {"host-whitelist", g::security, "*",
-     "Comma-separated Host header values accepted on plain HTTP (* or empty: any).", later,
+     "Comma-separated Host header values accepted on plain HTTP (* or empty: any).", acted,
      unique_strings<&config::host_whitelist>()},
 
     // Auth.

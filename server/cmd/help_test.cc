@@ -70,7 +70,9 @@ TEST(Help, ActedOnIsHonest) {
       // run.cc → v3rpc::watch_options
       "experimental-watch-progress-notify-interval", "watch-progress-notify-interval",
       // run.cc → etcdserver::server_config (the lessor's checkpoints)
-      "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist"};
+      "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
+      // run.cc → http::with_access_control on the client URLs' HTTP side
+      "cors", "host-whitelist"};
   std::set<std::string_view> seen;
   for (const auto& spec : flag_table()) {
     if (spec.status != flag_status::acted_on) continue;

@@ -13,6 +13,7 @@
 #include "http/router.h"
 #include "v3rpc/client_listener.h"
 #include "v3rpc/lease_service.h"
+#include "v3rpc/lock_election.h"
 #include "v3rpc/services.h"
 #include "v3rpc/watch_service.h"
 
@@ -129,6 +130,8 @@ int run(const config& cfg) {
   v3rpc::cluster_service cluster(n, svc);
   v3rpc::auth_service auth(n);
   v3rpc::lease_service lease(n);
+  v3rpc::lock_service lock(n);
+  v3rpc::election_service election(n);
   v3rpc::watch_options watch_opts;
   watch_opts.progress_notify_interval = to_ms(cfg.watch_progress_notify_interval);
   watch_opts.max_request_bytes = cfg.max_request_bytes;
@@ -154,8 +157,11 @@ int run(const config& cfg) {
         b.RegisterService(&auth);
         b.RegisterService(&lease);
         b.RegisterService(&watch);
+        b.RegisterService(&lock);
+        b.RegisterService(&election);
       },
-      client_routes.as_handler(), metrics_routes.as_handler());
+      http::with_access_control(client_routes.as_handler(), {cfg.cors, cfg.host_whitelist}),
+      metrics_routes.as_handler());
   if (!listener) {
     spdlog::error("cannot listen: {}", listener.error());
     return 1;

@@ -528,9 +528,8 @@ cairn::expected<void, errc> store::compact(std::int64_t at) {
 bool store::compaction_step() {
   if (!job_) return false;
   if (job_->index_next) {
-    job_->index_next =
-        index_.compact_chunk(job_->rev, *job_->index_next, opts_.index_compaction_chunk,
-                             &job_->kept);
+    job_->index_next = index_.compact_chunk(job_->rev, *job_->index_next,
+                                            opts_.index_compaction_chunk, &job_->kept);
     return true;
   }
   const std::string stop = revision_key(revision{job_->rev + 1, 0});

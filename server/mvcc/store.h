@@ -124,9 +124,9 @@ class store {
   struct write_ctx;
   struct compaction_job {
     std::int64_t rev;
-    revision_set kept;  // complete once the index is done
+    revision_set kept;                      // complete once the index is done
     std::optional<std::string> index_next;  // the key of the index to resume at; nullopt: done
-    std::string next;                        // the revision key to resume at on disk
+    std::string next;                       // the revision key to resume at on disk
   };
 
   store(backend::backend& b, store_options opts);

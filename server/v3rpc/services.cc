@@ -25,6 +25,22 @@ std::optional<base::errc> leader_required(
   return std::nullopt;
 }
 
+void fill_header(etcdserver::server& node, std::int64_t revision, etcdserverpb::ResponseHeader* h) {
+  h->set_cluster_id(node.cluster_id());
+  h->set_member_id(node.member_id());
+  h->set_revision(revision);
+  h->set_raft_term(node.term());
+}
+
+void to_wire(const mvcc::key_value& kv, mvccpb::KeyValue* out) {
+  out->set_key(kv.key);
+  out->set_create_revision(kv.create_revision);
+  out->set_mod_revision(kv.mod_revision);
+  out->set_version(kv.version);
+  out->set_value(kv.value);
+  out->set_lease(kv.lease);
+}
+
 namespace {
 
 // The public conversions overload with the helpers below.
@@ -46,22 +62,6 @@ bool txn_serializable(const etcdserverpb::TxnRequest& r) {
 std::optional<base::errc> leader_required(grpc::ServerContext* ctx,
                                           const etcdserver::server& node) {
   return v3rpc::leader_required(ctx->client_metadata(), node.leader() != 0);
-}
-
-void fill_header(etcdserver::server& node, std::int64_t revision, etcdserverpb::ResponseHeader* h) {
-  h->set_cluster_id(node.cluster_id());
-  h->set_member_id(node.member_id());
-  h->set_revision(revision);
-  h->set_raft_term(node.term());
-}
-
-void to_wire(const mvcc::key_value& kv, mvccpb::KeyValue* out) {
-  out->set_key(kv.key);
-  out->set_create_revision(kv.create_revision);
-  out->set_mod_revision(kv.mod_revision);
-  out->set_version(kv.version);
-  out->set_value(kv.value);
-  out->set_lease(kv.lease);
 }
 
 void to_wire(const mvcc::range_response& r, etcdserverpb::RangeResponse& out) {

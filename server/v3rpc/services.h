@@ -105,7 +105,11 @@ std::optional<base::errc> check_move_leader(std::uint64_t self, std::uint64_t le
 // Snapshot chunk size (etcd's snapshotSendBufferSize).
 inline constexpr std::size_t snapshot_chunk_bytes = 32 * 1024;
 
+// The response header etcd sends: this member, the cluster, the raft term and `revision`.
+void fill_header(etcdserver::server& node, std::int64_t revision, etcdserverpb::ResponseHeader* h);
+
 // Conversions between the wire types and the node's.
+void to_wire(const mvcc::key_value& kv, mvccpb::KeyValue* out);
 mvcc::range_request from_wire(const etcdserverpb::RangeRequest& r);
 mvcc::put_request from_wire(const etcdserverpb::PutRequest& r);
 mvcc::delete_range_request from_wire(const etcdserverpb::DeleteRangeRequest& r);

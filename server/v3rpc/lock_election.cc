@@ -1,0 +1,115 @@
+#include "v3rpc/lock_election.h"
+
+#include "v3rpc/errors.h"
+#include "v3rpc/recipes.h"
+#include "v3rpc/services.h"
+
+namespace cairn::v3rpc {
+namespace {
+
+std::optional<grpc::Status> refuse_without_leader(const grpc::ServerContext* ctx,
+                                                  const etcdserver::server& node) {
+  if (auto e = leader_required(ctx->client_metadata(), node.leader() != 0)) {
+    return to_grpc_status(*e);
+  }
+  return std::nullopt;
+}
+
+recipes::cancelled_fn cancelled_of(grpc::ServerContext* ctx) {
+  return [ctx] { return ctx->IsCancelled(); };
+}
+
+grpc::Status missing_leader_key() {
+  return grpc::Status(grpc::StatusCode::UNKNOWN, "\"leader\" field must be provided");
+}
+
+}  // namespace
+
+grpc::Status lock_service::Lock(grpc::ServerContext* ctx, const v3lockpb::LockRequest* req,
+                                v3lockpb::LockResponse* resp) {
+  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  auto h = recipes::lock(node_, req->name(), req->lease(), cancelled_of(ctx));
+  if (!h) return h.error();
+  fill_header(node_, h->revision, resp->mutable_header());
+  resp->set_key(h->key);
+  return grpc::Status::OK;
+}
+
+grpc::Status lock_service::Unlock(grpc::ServerContext* ctx, const v3lockpb::UnlockRequest* req,
+                                  v3lockpb::UnlockResponse* resp) {
+  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (req->key().empty()) {
+    return grpc::Status(grpc::StatusCode::UNKNOWN,
+                        to_grpc_status(base::errc::empty_key).error_message());
+  }
+  auto r = recipes::unlock(node_, req->key());
+  if (!r) return r.error();
+  fill_header(node_, *r, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status election_service::Campaign(grpc::ServerContext* ctx,
+                                        const v3electionpb::CampaignRequest* req,
+                                        v3electionpb::CampaignResponse* resp) {
+  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  auto h = recipes::campaign(node_, req->name(), req->lease(), req->value(), cancelled_of(ctx));
+  if (!h) return h.error();
+  fill_header(node_, h->revision, resp->mutable_header());
+  auto* l = resp->mutable_leader();
+  l->set_name(req->name());
+  l->set_key(h->key);
+  l->set_rev(h->create_revision);
+  l->set_lease(h->lease);
+  return grpc::Status::OK;
+}
+
+grpc::Status election_service::Proclaim(grpc::ServerContext* ctx,
+                                        const v3electionpb::ProclaimRequest* req,
+                                        v3electionpb::ProclaimResponse* resp) {
+  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (!req->has_leader()) return missing_leader_key();
+  const auto& l = req->leader();
+  auto r = recipes::proclaim(node_, l.key(), l.rev(), l.lease(), req->value());
+  if (!r) return r.error();
+  fill_header(node_, *r, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+grpc::Status election_service::Leader(grpc::ServerContext* ctx,
+                                      const v3electionpb::LeaderRequest* req,
+                                      v3electionpb::LeaderResponse* resp) {
+  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  auto r = recipes::leader(node_, req->name());
+  if (!r) return r.error();
+  fill_header(node_, r->revision, resp->mutable_header());
+  to_wire(r->kv, resp->mutable_kv());
+  return grpc::Status::OK;
+}
+
+grpc::Status election_service::Observe(grpc::ServerContext* ctx,
+                                       const v3electionpb::LeaderRequest* req,
+                                       grpc::ServerWriter<v3electionpb::LeaderResponse>* writer) {
+  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  return recipes::observe(
+      node_, req->name(),
+      [&](const recipes::leader_state& st) {
+        v3electionpb::LeaderResponse resp;
+        fill_header(node_, st.revision, resp.mutable_header());
+        to_wire(st.kv, resp.mutable_kv());
+        return writer->Write(resp);
+      },
+      cancelled_of(ctx));
+}
+
+grpc::Status election_service::Resign(grpc::ServerContext* ctx,
+                                      const v3electionpb::ResignRequest* req,
+                                      v3electionpb::ResignResponse* resp) {
+  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (!req->has_leader()) return missing_leader_key();
+  auto r = recipes::resign(node_, req->leader().key(), req->leader().rev());
+  if (!r) return r.error();
+  fill_header(node_, *r, resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+}  // namespace cairn::v3rpc
