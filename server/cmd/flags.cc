@@ -353,7 +353,7 @@ constexpr flag_spec table[] = {
     {"raft-write-timeout", g::member, "5s", "Write timeout on peer connections (etcd 3.6).", later,
      field<&config::raft_write_timeout>()},
     {"enable-grpc-gateway", g::member, "true",
-     "Serve the JSON gateway (/v3/...) on the client URLs.", later,
+     "Serve the JSON gateway (/v3/...) on the client URLs.", acted,
      field<&config::enable_grpc_gateway>()},
 
     // Clustering.

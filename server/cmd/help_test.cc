@@ -72,7 +72,9 @@ TEST(Help, ActedOnIsHonest) {
       // run.cc → etcdserver::server_config (the lessor's checkpoints)
       "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
       // run.cc → http::with_access_control on the client URLs' HTTP side
-      "cors", "host-whitelist"};
+      "cors", "host-whitelist",
+      // run.cc → v3rpc::gateway
+      "enable-grpc-gateway"};
   std::set<std::string_view> seen;
   for (const auto& spec : flag_table()) {
     if (spec.status != flag_status::acted_on) continue;

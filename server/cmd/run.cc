@@ -12,6 +12,7 @@
 #include "http/health.h"
 #include "http/router.h"
 #include "v3rpc/client_listener.h"
+#include "v3rpc/gateway.h"
 #include "v3rpc/lease_service.h"
 #include "v3rpc/lock_election.h"
 #include "v3rpc/services.h"
@@ -145,6 +146,8 @@ int run(const config& cfg) {
   http::install_health(client_routes, health, counters);
   http::install_version(client_routes, health);
   http::install_metrics(client_routes, metrics_text);
+  v3rpc::gateway gateway;  // its channel is set once the gRPC server runs
+  if (cfg.enable_grpc_gateway) gateway.install(client_routes);
   http::router metrics_routes;
   http::install_metrics_endpoints(metrics_routes, health, counters, metrics_text);
 
@@ -165,6 +168,12 @@ int run(const config& cfg) {
   if (!listener) {
     spdlog::error("cannot listen: {}", listener.error());
     return 1;
+  }
+  {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxSendMessageSize(-1);
+    gateway.set_channel((*listener)->grpc_server().InProcessChannel(args));
   }
   for (const auto& a : (*listener)->client_addresses()) {
     spdlog::info("ready to serve client requests on {} (member {:x}, cluster {:x})", a,

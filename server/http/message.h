@@ -73,6 +73,9 @@ struct response {
   // connection's thread; it writes chunks until it returns. (HTTP/1.1: chunked encoding;
   // HTTP/1.0: raw bytes, then the connection closes.)
   std::function<void(stream_writer&)> stream;
+  // Sent after a streamed body, in the last chunk (HTTP/1.1 only; HTTP/1.0 has no trailers).
+  // Go sends them only if announced: add a `Trailer` header naming them.
+  header_list trailers;
 };
 
 using handler = std::function<response(const request&)>;

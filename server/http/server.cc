@@ -155,8 +155,13 @@ class connection_stream final : public stream_writer {
     }
   }
 
-  bool finish() {
-    if (!broken_ && chunked_) broken_ = !send_all(fd_, "0\r\n\r\n");
+  bool finish(const header_list& trailers) {
+    if (!broken_ && chunked_) {
+      std::string last = "0\r\n";
+      for (const header& t : trailers) last += t.name + ": " + t.value + "\r\n";
+      last += "\r\n";
+      broken_ = !send_all(fd_, last);
+    }
     return !broken_;
   }
   bool broken() const { return broken_; }
@@ -311,7 +316,7 @@ void server::run(connection* c, std::string already_read, const std::string& rem
             spdlog::error("http: stream for {} {} threw: {}", req.method, req.path, e.what());
             keep_alive = false;
           }
-          open = stream.finish() && keep_alive;
+          open = stream.finish(resp.trailers) && keep_alive;
           break;
         }
         std::optional<std::size_t> length;

@@ -239,6 +239,27 @@ TEST(http_server, streams_chunks_then_keeps_the_connection) {
   EXPECT_EQ(next->body, "GET /next");
 }
 
+TEST(http_server, trailers_follow_the_last_chunk) {
+  server s([](const request&) {
+    response out;
+    out.headers = {{"Trailer", "Grpc-Trailer-Content-Type"}};
+    out.stream = [](stream_writer& w) { w.write("{}"); };
+    out.trailers = {{"Grpc-Trailer-Content-Type", "application/grpc"}};
+    return out;
+  });
+  raw_client c = connect(s);
+  ASSERT_TRUE(c.send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+  auto r = c.read_response();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "{}");
+  ASSERT_EQ(r->chunks.size(), 2u);
+  EXPECT_EQ(r->chunks[1], "0\r\nGrpc-Trailer-Content-Type: application/grpc\r\n\r\n");
+  EXPECT_EQ(r->trailers, (header_list{{"Grpc-Trailer-Content-Type", "application/grpc"}}));
+  // The connection is still usable.
+  ASSERT_TRUE(c.send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_TRUE(c.read_response());
+}
+
 TEST(http_server, a_stream_notices_the_client_leaving) {
   std::promise<bool> ended;
   server s([&ended](const request&) {

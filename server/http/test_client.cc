@@ -140,13 +140,37 @@ std::optional<parsed_response> raw_client::read_response(bool head_only,
       }
       const std::size_t size = std::strtoul(buffer_.c_str() + pos, nullptr, 16);
       const std::size_t data = nl + 2;
+      if (size == 0) {
+        // The last chunk: trailer lines, then an empty line.
+        std::size_t at = data;
+        while (true) {
+          std::size_t end;
+          while ((end = buffer_.find("\r\n", at)) == std::string::npos) {
+            if (!fill(deadline)) return std::nullopt;
+          }
+          if (end == at) {
+            at = end + 2;
+            break;
+          }
+          const std::string line = buffer_.substr(at, end - at);
+          const std::size_t colon = line.find(':');
+          if (colon != std::string::npos) {
+            std::size_t v = colon + 1;
+            while (v < line.size() && line[v] == ' ') ++v;
+            r.trailers.push_back({line.substr(0, colon), line.substr(v)});
+          }
+          at = end + 2;
+        }
+        r.chunks.push_back(buffer_.substr(pos, at - pos));
+        pos = at;
+        break;
+      }
       while (buffer_.size() < data + size + 2) {
         if (!fill(deadline)) return std::nullopt;
       }
       r.chunks.push_back(buffer_.substr(pos, data + size + 2 - pos));
       r.body += buffer_.substr(data, size);
       pos = data + size + 2;
-      if (size == 0) break;
     }
   } else if (length != nullptr) {
     const std::size_t n = std::strtoul(length->c_str(), nullptr, 10);

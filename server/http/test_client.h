@@ -21,6 +21,7 @@ struct parsed_response {
   header_list headers;              // in the order sent
   std::string body;                 // de-chunked
   std::vector<std::string> chunks;  // chunked responses: each chunk as framed
+  header_list trailers;             // chunked responses: the trailer fields of the last chunk
   bool chunked = false;
 };
 

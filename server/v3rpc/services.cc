@@ -427,9 +427,10 @@ grpc::Status maintenance_service::Status(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status maintenance_service::Defragment(grpc::ServerContext*,
+grpc::Status maintenance_service::Defragment(grpc::ServerContext* ctx,
                                              const etcdserverpb::DefragmentRequest*,
                                              etcdserverpb::DefragmentResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
   auto r = node_.defrag();
   if (!r) return grpc::Status(grpc::StatusCode::UNKNOWN, r.error().message);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
