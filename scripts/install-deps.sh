@@ -12,7 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   liblmdb-dev lmdb-utils libabsl-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev
   clang-14 libclang-rt-14-dev libfuzzer-14-dev clang-format-14
-  python3
+  python3 python3-etcd3
 )
 
 sudo_cmd=()
