@@ -4,9 +4,12 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -464,9 +467,13 @@ void backend::commit() {
     txn_ = nullptr;
     return;
   }
+  const auto start = std::chrono::steady_clock::now();
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;
   if (rc != 0) fatal("commit", rc);
+  if (opts_.stats != nullptr) {
+    opts_.stats->backend_commit.observe(std::chrono::steady_clock::now() - start);
+  }
   pending_ = 0;
   pending_bytes_ = 0;
   commits_.fetch_add(1, std::memory_order_relaxed);
@@ -529,6 +536,8 @@ std::unique_ptr<snapshot_reader> backend::open_snapshot() {
 }
 
 cairn::expected<std::unique_ptr<snapshot_file>, error> backend::snapshot_to_file() {
+  std::optional<base::timer> timed;
+  if (opts_.stats != nullptr) timed.emplace(opts_.stats->backend_snapshot);
   // An unnamed file in the database's directory (O_TMPFILE): it never shows up in the
   // directory, so a crash leaves nothing behind. Where the file system has no O_TMPFILE, a named
   // file unlinked at once (a crash in between leaves it for `open` to remove).
@@ -561,6 +570,74 @@ std::uint64_t backend::size() {
   int fd = -1;
   if (mdb_env_get_fd(env_, &fd) != 0 || ::fstat(fd, &st) != 0) fatal("stat database file");
   return static_cast<std::uint64_t>(st.st_size);
+}
+
+namespace {
+
+// The map's start and the length of its part that the file backs, rounded up to whole pages.
+// LMDB does not tell where it mapped the file (mdb_env_info's me_mapaddr is only set with
+// MDB_FIXEDMAP), so the mapping is found in /proc/self/maps by the file's device and inode.
+std::pair<unsigned char*, std::size_t> mapped_file(MDB_env* env, std::uint64_t file_size) {
+  int fd = -1;
+  struct stat st;
+  if (mdb_env_get_fd(env, &fd) != 0 || ::fstat(fd, &st) != 0) return {nullptr, 0};
+  std::FILE* maps = std::fopen("/proc/self/maps", "r");
+  if (maps == nullptr) return {nullptr, 0};
+  unsigned char* addr = nullptr;
+  std::size_t mapped = 0;
+  char line[4096];
+  while (std::fgets(line, sizeof line, maps) != nullptr) {
+    unsigned long lo = 0, hi = 0, offset = 0, inode = 0;
+    unsigned major = 0, minor = 0;
+    char perms[8];
+    if (std::sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &lo, &hi, perms, &offset, &major, &minor,
+                    &inode) != 7) {
+      continue;
+    }
+    if (inode != st.st_ino || makedev(major, minor) != st.st_dev || offset != 0) continue;
+    addr = reinterpret_cast<unsigned char*>(lo);
+    mapped = hi - lo;
+    break;
+  }
+  std::fclose(maps);
+  if (addr == nullptr) return {nullptr, 0};
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(file_size, mapped));
+  len = (len + page - 1) / page * page;
+  return {addr, std::min(len, mapped)};
+}
+
+}  // namespace
+
+std::uint64_t backend::resident_bytes() {
+  read_view v = read();  // keeps a defrag's swap from remapping meanwhile
+  auto [addr, len] = mapped_file(env_, size());
+  if (addr == nullptr || len == 0) return 0;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec(len / page);
+  if (::mincore(addr, len, vec.data()) != 0) return 0;
+  std::uint64_t resident = 0;
+  for (unsigned char c : vec) resident += (c & 1) ? page : 0;
+  return resident;
+}
+
+std::uint64_t backend::warm() {
+  read_view v = read();
+  auto [addr, len] = mapped_file(env_, size());
+  if (addr == nullptr) return 0;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  volatile unsigned char sink = 0;
+  for (std::size_t off = 0; off < len; off += page) sink = sink ^ addr[off];
+  (void)sink;
+  return len;
+}
+
+void backend::drop_cached_pages() {
+  read_view v = read();
+  auto [addr, len] = mapped_file(env_, size());
+  if (addr != nullptr && len > 0) (void)::madvise(addr, len, MADV_DONTNEED);
+  int fd = -1;
+  if (mdb_env_get_fd(env_, &fd) == 0) (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 
 std::uint64_t backend::size_in_use() {
@@ -631,6 +708,17 @@ cairn::expected<void, error> backend::write_copy(const std::string& to) {
 
 cairn::expected<void, error> backend::defrag() {
   check_writer();
+  std::optional<base::timer> timed;
+  if (opts_.stats != nullptr) {
+    timed.emplace(opts_.stats->backend_defrag);
+    opts_.stats->defrag_inflight.fetch_add(1);
+  }
+  struct inflight {
+    base::disk_stats* s;
+    ~inflight() {
+      if (s != nullptr) s->defrag_inflight.fetch_sub(1);
+    }
+  } in_flight{opts_.stats};
   force_commit();
   auto stop = [&](defrag_step step) {
     if (!opts_.defrag_hook || opts_.defrag_hook(step)) return false;

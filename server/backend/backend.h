@@ -53,6 +53,7 @@
 
 #include "base/expected.h"
 #include "base/file.h"
+#include "base/stats.h"
 
 struct MDB_env;
 struct MDB_txn;
@@ -114,6 +115,8 @@ struct options {
   // written through it byte by byte, so a simulated crash can lose what was not synced).
   // nullptr: base::posix_file_system().
   base::file_system* fs = nullptr;
+  // Where commit, defrag and snapshot durations are recorded (the disk metrics); may be null.
+  base::disk_stats* stats = nullptr;
 };
 
 class backend;
@@ -263,6 +266,16 @@ class backend {
   std::uint64_t quota() const { return opts_.quota_bytes; }
   // Commits so far (tests and metrics).
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  // Bytes of the file's pages that are resident in memory, sampled with mincore(2) over the
+  // memory map up to the file's size: when it falls well below size(), reads fault pages in
+  // from disk (the major page faults metric shows the same from the other side).
+  std::uint64_t resident_bytes();
+  // Touches every page of the file through the map once, so that the first reads do not fault
+  // (etcd maps its db with MAP_POPULATE for the same reason). Returns the bytes touched.
+  std::uint64_t warm();
+  // Tests: drops this process's mappings of the file's pages and asks the kernel to evict them
+  // from the page cache (madvise MADV_DONTNEED, posix_fadvise POSIX_FADV_DONTNEED).
+  void drop_cached_pages();
 
   // --- the writer thread ---
   void put(bucket_id bucket, std::string_view key, std::string_view value);

@@ -651,7 +651,7 @@ constexpr flag_spec table[] = {
      "Serve Go's pprof profiles under /debug/pprof. Cairn is not a Go program: no effect.", inert,
      field<&config::enable_pprof>()},
     {"metrics", g::monitoring, "basic",
-     "Metric detail: 'basic', or 'extensive' to add gRPC latency histograms.", later,
+     "Metric detail: 'basic', or 'extensive' to add gRPC latency histograms.", acted,
      field<&config::metrics>()},
     {"listen-metrics-urls",
      g::monitoring,

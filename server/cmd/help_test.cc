@@ -74,7 +74,9 @@ TEST(Help, ActedOnIsHonest) {
       // run.cc → http::with_access_control on the client URLs' HTTP side
       "cors", "host-whitelist",
       // run.cc → v3rpc::gateway
-      "enable-grpc-gateway"};
+      "enable-grpc-gateway",
+      // run.cc → metrics::exporter_options
+      "metrics"};
   std::set<std::string_view> seen;
   for (const auto& spec : flag_table()) {
     if (spec.status != flag_status::acted_on) continue;

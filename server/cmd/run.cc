@@ -11,8 +11,10 @@
 #include "etcdserver/server.h"
 #include "http/health.h"
 #include "http/router.h"
+#include "metrics/exporter.h"
 #include "v3rpc/client_listener.h"
 #include "v3rpc/gateway.h"
+#include "v3rpc/grpc_metrics.h"
 #include "v3rpc/lease_service.h"
 #include "v3rpc/lock_election.h"
 #include "v3rpc/services.h"
@@ -141,7 +143,13 @@ int run(const config& cfg) {
 
   auto health = std::make_shared<v3rpc::node_health>(n);
   auto counters = std::make_shared<http::health_counters>();
-  auto metrics_text = [counters] { return http::health_metrics_text(*counters); };
+  v3rpc::grpc_stats grpc_stats({"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease",
+                                "etcdserverpb.Cluster", "etcdserverpb.Maintenance",
+                                "etcdserverpb.Auth", "v3lockpb.Lock", "v3electionpb.Election"});
+  metrics::exporter_options mopts;
+  mopts.extensive = cfg.metrics == metrics_level::extensive;
+  metrics::exporter exporter(n, &grpc_stats, counters, mopts);
+  auto metrics_text = [&exporter] { return exporter.text(); };
   http::router client_routes;
   http::install_health(client_routes, health, counters);
   http::install_version(client_routes, health);
@@ -154,6 +162,9 @@ int run(const config& cfg) {
   auto listener = v3rpc::client_listener::start(
       listener_config(cfg),
       [&](grpc::ServerBuilder& b) {
+        std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
+        icpt.push_back(v3rpc::grpc_stats_interceptor(grpc_stats));
+        b.experimental().SetInterceptorCreators(std::move(icpt));
         b.RegisterService(&kv);
         b.RegisterService(&maintenance);
         b.RegisterService(&cluster);

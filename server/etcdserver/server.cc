@@ -185,6 +185,7 @@ cairn::expected<void, server_error> server::open() {
   snapshotter_ = std::make_unique<snap::snapshotter>(*fs_, snap_dir);
   wal::options wopts;
   wopts.segment_size = cfg_.wal_segment_size;
+  wopts.stats = &stats_.disk;
 
   raftpb::Snapshot snapshot;
   if (*has_format) {
@@ -269,11 +270,23 @@ cairn::expected<void, server_error> server::open() {
   std::filesystem::create_directories(member, ec);
   backend::options bopts;
   bopts.quota_bytes = cfg_.quota_bytes;
+  bopts.stats = &stats_.disk;
   bopts.batch_interval = cfg_.backend_batch_interval;
   bopts.batch_limit = cfg_.backend_batch_limit;
   auto be = schema::open_backend(db_path, bopts);
   if (!be) return err(absl::StrCat(db_path, ": ", be.error().message));
   backend_ = std::move(*be);
+  {
+    // Fault the db's pages in now rather than on the first reads, as etcd does by mapping its db
+    // with MAP_POPULATE.
+    const auto start = std::chrono::steady_clock::now();
+    const std::uint64_t warmed = backend_->warm();
+    spdlog::info("backend: warmed the memory map, {} bytes in {} ms (as etcd's MAP_POPULATE)",
+                 warmed,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - start)
+                     .count());
+  }
   if (!*has_format) {
     // The bootstrap snapshot stands for index 1: the (empty) db covers it.
     schema::write_consistent_index(*backend_, {1, 1});
@@ -420,6 +433,7 @@ void server::shutdown(bool crash) {
 
 cairn::expected<server::apply_result, base::errc> server::propose(request r) {
   if (committed_.load() > applied_.load() + cfg_.max_pending_applies) {
+    stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
     return cairn::unexpected(base::errc::too_many_requests);
   }
   r.id = ++next_id_;
@@ -439,9 +453,17 @@ cairn::expected<server::apply_result, base::errc> server::propose(request r) {
     inbox_.push_back({loop_input::proposal{r.id, std::move(data)}});
   }
   loop_cv_.notify_one();
+  stats_.proposals_pending.fetch_add(1, std::memory_order_relaxed);
+  struct pending_done {
+    std::atomic<std::int64_t>& n;
+    ~pending_done() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } done{stats_.proposals_pending};
   if (fut.wait_for(cfg_.request_timeout) != std::future_status::ready) {
     std::lock_guard lock(wait_mu_);
-    if (waiters_.erase(r.id) == 1) return cairn::unexpected(base::errc::timeout);
+    if (waiters_.erase(r.id) == 1) {
+      stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
+      return cairn::unexpected(base::errc::timeout);
+    }
   }
   return fut.get();
 }
@@ -613,10 +635,15 @@ cairn::expected<void, base::errc> server::wait_read_index() {
   }
   loop_cv_.notify_one();
   if (fut.wait_until(deadline) != std::future_status::ready) {
+    stats_.slow_read_indexes.fetch_add(1, std::memory_order_relaxed);
+    stats_.read_indexes_failed.fetch_add(1, std::memory_order_relaxed);
     return cairn::unexpected(base::errc::timeout);
   }
   auto index = fut.get();
-  if (!index) return cairn::unexpected(index.error());
+  if (!index) {
+    stats_.read_indexes_failed.fetch_add(1, std::memory_order_relaxed);
+    return cairn::unexpected(index.error());
+  }
   if (!wait_applied(*index, deadline)) return cairn::unexpected(base::errc::timeout);
   return {};
 }
@@ -728,7 +755,11 @@ void server::raft_loop() {
 void server::handle_ready() {
   raft::ready rd = node_->ready();
   if (rd.soft) {
-    leader_ = rd.soft->lead.value();
+    const std::uint64_t lead = rd.soft->lead.value();
+    if (lead != 0 && lead != leader_.load()) {
+      stats_.leader_changes.fetch_add(1, std::memory_order_relaxed);
+    }
+    leader_ = lead;
     // The leader's lessor is the primary: it alone expires leases (etcd's Promote/Demote, with
     // the election timeout as the grace a new leader gives every lease).
     const bool leads = rd.soft->lead.value() == member_id_;
@@ -855,7 +886,13 @@ void server::apply_loop() {
       }
       tasks.swap(tasks_);
     }
-    for (const auto& e : batch) apply_entry(e);
+    for (const auto& e : batch) {
+      const auto start = std::chrono::steady_clock::now();
+      apply_entry(e);
+      if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(100)) {
+        stats_.slow_applies.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
     for (auto& t : tasks) t(true);
     if (store_->compaction_pending()) (void)store_->compaction_step();
     backend_->commit_if_due();

@@ -46,6 +46,7 @@
 #include "base/errors.h"
 #include "base/expected.h"
 #include "base/file.h"
+#include "base/stats.h"
 #include "etcdserver/compactor.h"
 #include "etcdserver/request.h"
 #include "lease/lessor.h"
@@ -106,6 +107,18 @@ struct server_config {
   std::chrono::milliseconds lease_checkpoint_interval{std::chrono::minutes(5)};
   std::chrono::milliseconds lease_loop_interval{500};
   std::uint32_t lease_revoke_rate = 1000;
+};
+
+// What the node counts for the metrics (etcd_server_*, etcd_disk_*), read at scrape time.
+struct server_stats {
+  base::disk_stats disk;  // handed to the WAL and the backend
+  base::counter leader_changes{0};
+  std::atomic<std::int64_t> proposals_pending{0};
+  base::counter proposals_failed{0};
+  base::counter slow_applies{0};  // entries whose apply took over 100 ms
+  base::counter read_indexes_failed{0};
+  base::counter slow_read_indexes{0};  // ReadIndex rounds that timed out (etcd: slow)
+  base::counter heartbeat_send_failures{0};
 };
 
 struct lease_grant_result {
@@ -217,6 +230,9 @@ class server {
   // A raft message from a peer (the transport calls this).
   void step(raftpb::Message m);
 
+  const server_stats& stats() const { return stats_; }
+  std::uint64_t quota_bytes() const { return cfg_.quota_bytes; }
+
   mvcc::store& store() { return *store_; }
   mvcc::watchable_store& watchable() { return *watchable_; }
   backend::backend& backend() { return *backend_; }
@@ -259,6 +275,7 @@ class server {
   void shutdown(bool crash);
 
   server_config cfg_;
+  server_stats stats_;
   base::file_system* fs_;
   std::uint64_t member_id_ = 0;
   std::uint64_t cluster_id_ = 0;

@@ -202,6 +202,7 @@ void store::restore() {
 // Reads
 
 cairn::expected<range_response, errc> store::range(const range_request& r) const {
+  stats_.ranges.fetch_add(1, std::memory_order_relaxed);
   // The revision first, then the view: everything up to it was written before the view opened,
   // so the view has it (committed, or in the backend's read buffer).
   std::int64_t cur = rev();
@@ -337,6 +338,7 @@ cairn::expected<put_response, errc> store::put(const put_request& r) {
     if (!index_.get(r.key, ctx.begin)) return cairn::unexpected(errc::key_not_found);
   }
   if (!lease_known(r)) return cairn::unexpected(errc::lease_not_found);
+  stats_.puts.fetch_add(1, std::memory_order_relaxed);
   put_response out;
   put_in(ctx, r, &out.prev_kv);
   out.revision = ctx.write_rev();
@@ -346,6 +348,7 @@ cairn::expected<put_response, errc> store::put(const put_request& r) {
 
 cairn::expected<delete_range_response, errc> store::delete_range(const delete_range_request& r) {
   write_ctx ctx{rev(), {}};
+  stats_.deletes.fetch_add(1, std::memory_order_relaxed);
   delete_range_response out;
   out.deleted = delete_in(ctx, r.key, r.range_end, r.prev_kv ? &out.prev_kvs : nullptr);
   out.revision = ctx.changes.empty() ? ctx.begin : ctx.write_rev();
@@ -453,7 +456,30 @@ cairn::expected<txn_response, errc> store::txn(const txn_request& r) {
   txn_response out = txn_apply(ctx, r, path, pos);
   out.revision = ctx.changes.empty() ? ctx.begin : ctx.write_rev();
   end_write(ctx);
+  count_txn(out);
   return out;
+}
+
+void store::count_txn(const txn_response& t) const {
+  std::uint64_t ops = 0;
+  std::function<void(const txn_response&)> walk = [&](const txn_response& x) {
+    for (const auto& op : x.responses) {
+      if (std::holds_alternative<range_response>(op.op)) {
+        stats_.ranges.fetch_add(1, std::memory_order_relaxed);
+        ++ops;
+      } else if (std::holds_alternative<put_response>(op.op)) {
+        stats_.puts.fetch_add(1, std::memory_order_relaxed);
+        ++ops;
+      } else if (std::holds_alternative<delete_range_response>(op.op)) {
+        stats_.deletes.fetch_add(1, std::memory_order_relaxed);
+        ++ops;
+      } else {
+        walk(*std::get<box<txn_response>>(op.op));
+      }
+    }
+  };
+  walk(t);
+  if (ops > 1) stats_.txns.fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -500,6 +526,7 @@ cairn::expected<txn_response, errc> store::read_txn(const txn_request& r) const 
   pos = 0;
   txn_response out = read_txn_in(index_, r, path, pos, cur, bytes_at);
   out.revision = cur;  // the outer response only, as txn() sets it
+  count_txn(out);
   return out;
 }
 
@@ -521,15 +548,21 @@ cairn::expected<void, errc> store::compact(std::int64_t at) {
   // A newer compaction supersedes an unfinished one: its scans from the start cover both (keys
   // compacted at the older revision compact again at this one and keep what it keeps).
   job_ = compaction_job{at, {}, std::string(), {}};
+  job_start_ = std::chrono::steady_clock::now();
   if (opts_.commit_at_write_end) be_.commit_if_due();
   return {};
 }
 
 bool store::compaction_step() {
   if (!job_) return false;
+  const auto step_start = std::chrono::steady_clock::now();
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
   if (job_->index_next) {
     job_->index_next = index_.compact_chunk(job_->rev, *job_->index_next,
                                             opts_.index_compaction_chunk, &job_->kept);
+    stats_.index_compaction_pause_ms.observe(ms_since(step_start));
     return true;
   }
   const std::string stop = revision_key(revision{job_->rev + 1, 0});
@@ -547,12 +580,15 @@ bool store::compaction_step() {
       c.next();
     } else {
       c.erase();
+      stats_.compaction_keys.fetch_add(1, std::memory_order_relaxed);
     }
   }
   if (!done && (!c.valid() || c.key() >= stop)) done = true;
+  stats_.db_compaction_pause_ms.observe(ms_since(step_start));
   if (done) {
     schema::write_meta_u64(be_, schema::finished_compact_key,
                            static_cast<std::uint64_t>(job_->rev));
+    stats_.db_compaction_total_ms.observe(ms_since(job_start_));
     job_.reset();
   } else {
     job_->next = std::string(c.key());

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,6 +30,7 @@
 
 #include "backend/backend.h"
 #include "base/expected.h"
+#include "base/stats.h"
 #include "mvcc/key_index.h"
 #include "mvcc/kv.h"
 #include "schema/schema.h"
@@ -75,6 +77,21 @@ struct store_options {
   bool commit_at_write_end = true;
 };
 
+// What the store counts for the metrics (etcd_mvcc_*_total, etcd_debugging_mvcc_db_compaction_*).
+// As etcd: a txn counts its ranges, puts and deletes one by one, and counts as a txn when it
+// ran more than one operation.
+struct mvcc_stats {
+  base::counter ranges{0};
+  base::counter puts{0};
+  base::counter deletes{0};
+  base::counter txns{0};
+  base::counter compaction_keys{0};  // entries removed from disk by compaction
+  // Milliseconds, etcd's buckets.
+  base::histogram index_compaction_pause_ms{base::exponential_buckets(0.5, 2, 12)};
+  base::histogram db_compaction_pause_ms{base::exponential_buckets(1, 2, 12)};
+  base::histogram db_compaction_total_ms{base::exponential_buckets(100, 2, 14)};
+};
+
 class store {
  public:
   // Rebuilds the index from the backend and resumes a compaction a crash interrupted.
@@ -85,6 +102,7 @@ class store {
 
   // --- any thread ---
   std::int64_t rev() const { return current_.load(std::memory_order_acquire); }
+  const mvcc_stats& stats() const { return stats_; }
   // The last compaction's revision, -1 if none.
   std::int64_t compact_rev() const { return compact_.load(std::memory_order_acquire); }
   cairn::expected<range_response, errc> range(const range_request& r) const;
@@ -137,6 +155,7 @@ class store {
                          std::vector<key_value>* prevs);
   range_response range_in(write_ctx& ctx, const range_request& r);
   bool lease_known(const put_request& r) const;
+  void count_txn(const txn_response& t) const;
   // The stored entry at a revision the index names (the writer's batch, or a read view).
   using bytes_fn = std::function<std::string_view(revision)>;
   bool compare_holds(const compare& c, std::int64_t at, const bytes_fn& bytes_at) const;
@@ -153,6 +172,8 @@ class store {
   std::atomic<std::int64_t> current_{1};
   std::atomic<std::int64_t> compact_{-1};
   std::optional<compaction_job> job_;
+  std::chrono::steady_clock::time_point job_start_;  // the running compaction's start
+  mutable mvcc_stats stats_;
   schema::consistent_index ci_;
   bool ci_dirty_ = false;
   int hook_id_ = -1;

@@ -158,6 +158,7 @@ bool watch_stream::request_progress_all() {
 watch_stream::~watch_stream() {
   std::lock_guard lock(ws_->mu_);
   while (!watchers_.empty()) ws_->remove(watchers_.begin()->second);
+  ws_->streams_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,6 +180,7 @@ watchable_store::~watchable_store() {
 }
 
 std::unique_ptr<watch_stream> watchable_store::new_stream() {
+  streams_.fetch_add(1, std::memory_order_relaxed);
   return std::unique_ptr<watch_stream>(new watch_stream(this));
 }
 

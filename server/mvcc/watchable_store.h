@@ -27,6 +27,7 @@
 // its own mutex, taken after `mu_` when both are needed. The backend is read without `mu_`.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -136,6 +137,8 @@ class watchable_store final : public write_observer {
     std::size_t synced = 0, unsynced = 0, victims = 0;
   };
   counts group_sizes() const;
+  // Watch streams open now (etcd_debugging_mvcc_watch_stream_total).
+  std::size_t streams() const { return streams_.load(std::memory_order_relaxed); }
 
   void on_write(std::int64_t rev, const std::vector<change>& changes,
                 const std::function<void()>& publish) override;
@@ -163,6 +166,7 @@ class watchable_store final : public write_observer {
   absl::flat_hash_set<watcher*> unsynced_;
   std::vector<watcher*> victims_;
   std::size_t syncing_ = 0;
+  std::atomic<std::size_t> streams_{0};
 
   std::mutex round_mu_;  // one sync round at a time
   std::mutex loop_mu_;

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
@@ -378,8 +379,16 @@ result<void> wal::append_batch(std::span<const walpb::Record> records) {
     return fail(r.error());
   }
 #if !defined(CAIRN_PLANTED_BUG_WAL_NO_FSYNC)
-  if (auto r = file_->sync_data(); !r) return fail(r.error());
+  {
+    const auto start = std::chrono::steady_clock::now();
+    if (auto r = file_->sync_data(); !r) return fail(r.error());
+    if (opts_.stats != nullptr)
+      opts_.stats->wal_fsync.observe(std::chrono::steady_clock::now() - start);
+  }
 #endif
+  if (opts_.stats != nullptr) {
+    opts_.stats->wal_write_bytes.fetch_add(buf.size(), std::memory_order_relaxed);
+  }
   offset_ += buf.size();
   ++next_batch_;
   if (offset_ >= opts_.segment_size) {

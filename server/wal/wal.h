@@ -23,6 +23,7 @@
 
 #include "base/expected.h"
 #include "base/file.h"
+#include "base/stats.h"
 #include "raftpb/raft.pb.h"
 #include "walpb/record.pb.h"
 
@@ -36,6 +37,8 @@ struct options {
   uint64_t segment_size = default_segment_size;
   // Seeds the per-segment salts; 0 draws from std::random_device.
   uint64_t seed = 0;
+  // Where fsync durations and bytes written are recorded (the disk metrics); may be null.
+  base::disk_stats* stats = nullptr;
 };
 
 enum class errc {
