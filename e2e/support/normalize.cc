@@ -29,6 +29,8 @@ const std::vector<rule>& rules() {
     // Ids in JSON ("key":123) and in etcdctl's fields output ("Key" : 123).
     add(R"re("(cluster_id|member_id|leader|ID|clusterID|memberID)":\d+)re", "\"$1\":<id>");
     add(R"re("(ClusterID|MemberID|Leader|ID)" : \d+)re", "\"$1\" : <id>");
+    // `alarm list`'s "memberID:<decimal> alarm:NOSPACE".
+    add(R"re(\bmemberID:\d+)re", "memberID:<id>");
     // Ids printed in hex (%x): 10 to 16 hex digits standing alone.
     add(R"re(\b[0-9a-f]{10,16}\b)re", "<id>");
     // Terms.

@@ -5,7 +5,8 @@
 //
 //   ids    member and cluster ids: hex tokens of 10 to 16 digits (simple and table output, where
 //          ids are printed with %x), and the decimal values of JSON/fields keys that hold ids
-//          (cluster_id, member_id, leader, ID, ClusterID, MemberID, …)          → <id>
+//          (cluster_id, member_id, leader, ID, ClusterID, MemberID, …) and the
+//          decimal memberID:N of `alarm list`                                  → <id>
 //   terms  raft_term / raftTerm / "RaftTerm", and the term column of `endpoint status`  → <term>
 //   times  "took = 1.2ms" durations and RFC 3339 / Go time stamps                      → <time>
 //   ports  127.0.0.1:N and localhost:N                                                  → :<port>

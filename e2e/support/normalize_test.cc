@@ -30,6 +30,12 @@ TEST(normalize, masks_ids_terms_times_ports_and_sizes) {
             "{\"ts\":\"<time>\"}");
 }
 
+TEST(normalize, masks_the_member_id_of_alarm_list) {
+  EXPECT_EQ(normalize_etcdctl_output("memberID:9111043226416186351 alarm:NOSPACE \n"),
+            "memberID:<id> alarm:NOSPACE \n");
+  EXPECT_EQ(normalize_etcdctl_output("notmemberID:12 revision:12"), "notmemberID:12 revision:12");
+}
+
 TEST(normalize, leaves_everything_else_alone) {
   // Keys, values, revisions, versions, counts, raft indexes and errors must still compare.
   for (const std::string s : {
