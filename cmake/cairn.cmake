@@ -6,7 +6,7 @@
 #   cairn_test(<name> LABEL unit|integration|e2e SOURCES ... [DEPS ...] [TIMEOUT s])
 #       A GoogleTest executable; every TEST in it becomes a ctest test with that label and timeout.
 #   cairn_benchmark(<name> SOURCES ... [DEPS ...])
-#       A Google Benchmark executable (not a test; run by scripts/bench.sh).
+#       A Google Benchmark executable (not a test; docs/benchmarks.md gives the commands).
 
 set(CAIRN_WARNINGS -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)

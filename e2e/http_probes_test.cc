@@ -54,8 +54,7 @@ TEST(HttpProbes, ClientAndMetricsUrlsOfTheBinary) {
   for (const std::string& base : {c, cm}) {
     EXPECT_EQ(get(base + "/livez").status, 200) << base;
     EXPECT_EQ(get(base + "/livez").body, "ok\n");
-    EXPECT_NE(get(base + "/readyz?verbose").body.find("[+]linearizable_read ok"),
-              std::string::npos)
+    EXPECT_NE(get(base + "/readyz?verbose").body.find("[+]linearizable_read ok"), std::string::npos)
         << base;
     auto v = get(base + "/version");
     EXPECT_EQ(v.body.rfind(R"({"etcdserver":"3.5.24","etcdcluster":"3.5.0")", 0), 0u) << v.body;

@@ -95,7 +95,9 @@ int decode_status(int status) {
 }  // namespace
 
 fs::path etcd_root() {
-  return env_or("CAIRN_TEST_ETCD_ROOT", env_or("HOME", "/root") + "/.cache/cairn/etcd-3.4.23");
+  // scripts/install-deps.sh unpacks into $CAIRN_CACHE_DIR (default ~/.cache/cairn).
+  const std::string cache = env_or("CAIRN_CACHE_DIR", env_or("HOME", "/root") + "/.cache/cairn");
+  return env_or("CAIRN_TEST_ETCD_ROOT", cache + "/etcd-3.4.23");
 }
 fs::path etcd_binary() { return etcd_root() / "usr/bin/etcd"; }
 fs::path etcdctl_binary() { return etcd_root() / "usr/bin/etcdctl"; }

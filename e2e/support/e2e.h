@@ -16,7 +16,8 @@
 
 namespace cairn::e2e {
 
-// Where the real etcd was unpacked: $CAIRN_TEST_ETCD_ROOT, else ~/.cache/cairn/etcd-3.4.23.
+// Where the real etcd was unpacked: $CAIRN_TEST_ETCD_ROOT, else $CAIRN_CACHE_DIR/etcd-3.4.23
+// (the install script's cache, ~/.cache/cairn by default).
 std::filesystem::path etcd_root();
 std::filesystem::path etcd_binary();     // <root>/usr/bin/etcd
 std::filesystem::path etcdctl_binary();  // <root>/usr/bin/etcdctl

@@ -1,0 +1,499 @@
+// cairnctl: operating Cairn where etcdctl cannot (its snapshot format) and what operators script
+// around: snapshot save/status, endpoint health/status, members, alarms, defrag, compaction.
+//
+// Conventions follow etcdctl: --endpoints (or ETCDCTL_ENDPOINTS), --dial-timeout,
+// --command-timeout, -w simple|json|table; errors print "Error: <message>" and exit 1 (etcdctl's
+// ExitError); a bad command line exits 1 too (CLI11 prints the reason).
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "ctl/snapshot_file.h"
+#include "etcdserverpb/rpc.grpc.pb.h"
+#include "fmt/format.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace pb = etcdserverpb;
+
+struct globals {
+  std::string endpoints = "127.0.0.1:2379";
+  std::string write_out = "simple";
+  int dial_timeout_s = 2;
+  int command_timeout_s = 5;
+  bool cluster = false;
+};
+
+[[noreturn]] void fail(const std::string& message) {
+  std::cerr << "Error: " << message << "\n";
+  std::exit(1);
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at <= s.size()) {
+    auto comma = s.find(',', at);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > at) out.push_back(s.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
+std::string strip_scheme(std::string url) {
+  for (const char* p : {"http://", "https://"}) {
+    if (url.rfind(p, 0) == 0) url = url.substr(std::string(p).size());
+  }
+  return url;
+}
+
+class conn {
+ public:
+  conn(const std::string& endpoint, const globals& g) : endpoint_(endpoint), g_(g) {
+    channel_ = grpc::CreateChannel(strip_scheme(endpoint), grpc::InsecureChannelCredentials());
+    if (!channel_->WaitForConnected(std::chrono::system_clock::now() +
+                                    std::chrono::seconds(g.dial_timeout_s))) {
+      ok_ = false;
+    }
+  }
+  bool ok() const { return ok_; }
+  const std::string& endpoint() const { return endpoint_; }
+  std::unique_ptr<grpc::ClientContext> ctx() const {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g_.command_timeout_s));
+    return c;
+  }
+  pb::KV::Stub& kv() {
+    if (!kv_) kv_ = pb::KV::NewStub(channel_);
+    return *kv_;
+  }
+  pb::Maintenance::Stub& maintenance() {
+    if (!m_) m_ = pb::Maintenance::NewStub(channel_);
+    return *m_;
+  }
+  pb::Cluster::Stub& cluster() {
+    if (!c_) c_ = pb::Cluster::NewStub(channel_);
+    return *c_;
+  }
+
+ private:
+  std::string endpoint_;
+  const globals& g_;
+  std::shared_ptr<grpc::Channel> channel_;
+  bool ok_ = true;
+  std::unique_ptr<pb::KV::Stub> kv_;
+  std::unique_ptr<pb::Maintenance::Stub> m_;
+  std::unique_ptr<pb::Cluster::Stub> c_;
+};
+
+// The endpoints to talk to: --endpoints, or with --cluster every member's client URLs.
+std::vector<std::string> endpoints(const globals& g) {
+  auto eps = split(g.endpoints);
+  if (!g.cluster) return eps;
+  conn c(eps.front(), g);
+  auto ctx = c.ctx();
+  pb::MemberListResponse resp;
+  auto st = c.cluster().MemberList(ctx.get(), {}, &resp);
+  if (!st.ok()) fail(st.error_message());
+  std::vector<std::string> out;
+  for (const auto& m : resp.members()) {
+    for (const auto& u : m.clienturls()) out.push_back(u);
+  }
+  return out;
+}
+
+std::string humanize(std::uint64_t bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+// A table like etcdctl's (tablewriter): +---+ borders, centred headers, left-aligned cells.
+std::string table(const std::vector<std::string>& head,
+                  const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> w(head.size());
+  for (std::size_t i = 0; i < head.size(); ++i) w[i] = head[i].size();
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
+  }
+  std::string line = "+";
+  for (auto x : w) line += std::string(x + 2, '-') + "+";
+  line += "\n";
+  auto row = [&](const std::vector<std::string>& cells, bool centre) {
+    std::string out = "|";
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      const std::size_t pad = w[i] - cells[i].size();
+      const std::size_t left = centre ? pad / 2 : 0;
+      out += " " + std::string(left, ' ') + cells[i] + std::string(pad - left, ' ') + " |";
+    }
+    return out + "\n";
+  };
+  std::string out = line + row(head, true) + line;
+  for (const auto& r : rows) out += row(r, false);
+  return out + line;
+}
+
+// --- snapshot ---
+
+void snapshot_save(const globals& g, const std::string& file) {
+  conn c(split(g.endpoints).front(), g);
+  if (!c.ok()) fail("context deadline exceeded");
+  grpc::ClientContext ctx;  // no deadline: a large snapshot takes as long as it takes
+  auto reader = c.maintenance().Snapshot(&ctx, {});
+  const std::string part = file + ".part";
+  const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) fail("cannot create " + part);
+  pb::SnapshotResponse msg;
+  std::string all;
+  auto last_print = std::chrono::steady_clock::now();
+  const bool tty = ::isatty(2) != 0;
+  while (reader->Read(&msg)) {
+    all += msg.blob();
+    if (tty && std::chrono::steady_clock::now() - last_print > 1s) {
+      std::fprintf(stderr, "\rreceived %s, %s to go ", humanize(all.size()).c_str(),
+                   humanize(static_cast<std::uint64_t>(msg.remaining_bytes())).c_str());
+      last_print = std::chrono::steady_clock::now();
+    }
+  }
+  auto st = reader->Finish();
+  if (!st.ok()) {
+    ::close(fd);
+    ::unlink(part.c_str());
+    fail(st.error_message());
+  }
+  if (all.size() < 32 ||
+      cairn::ctl::sha256(all.substr(0, all.size() - 32)) != all.substr(all.size() - 32)) {
+    ::close(fd);
+    ::unlink(part.c_str());
+    fail("snapshot file integrity check failed: the stream's SHA-256 does not match its data");
+  }
+  for (std::size_t off = 0; off < all.size();) {
+    const ssize_t n = ::write(fd, all.data() + off, all.size() - off);
+    if (n <= 0) fail("cannot write " + part);
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) fail("cannot sync " + part);
+  if (std::rename(part.c_str(), file.c_str()) != 0) fail("cannot rename " + part);
+  const auto dir = std::filesystem::absolute(file).parent_path();
+  if (int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  auto s = cairn::ctl::read_status(file);
+  if (!s) fail(s.error());
+  std::cout << fmt::format("Snapshot saved at {}: revision {}, {} keys, {}, hash {:x}\n", file,
+                           s->revision, s->total_keys, humanize(s->total_size), s->hash);
+}
+
+void snapshot_status(const globals& g, const std::string& file) {
+  auto s = cairn::ctl::read_status(file);
+  if (!s) fail(s.error());
+  const std::string hash = fmt::format("{:x}", s->hash);
+  if (g.write_out == "json") {
+    std::cout << fmt::format("{{\"hash\":{},\"revision\":{},\"totalKey\":{},\"totalSize\":{}}}\n",
+                             s->hash, s->revision, s->total_keys, s->total_size);
+  } else if (g.write_out == "table") {
+    std::cout << table({"HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"},
+                       {{hash, std::to_string(s->revision), std::to_string(s->total_keys),
+                         humanize(s->total_size)}});
+  } else {
+    std::cout << fmt::format("{}, {}, {}, {}\n", hash, s->revision, s->total_keys,
+                             humanize(s->total_size));
+  }
+}
+
+// --- endpoint ---
+
+int endpoint_health(const globals& g) {
+  int unhealthy = 0;
+  for (const auto& ep : endpoints(g)) {
+    const auto start = std::chrono::steady_clock::now();
+    conn c(ep, g);
+    std::string why;
+    if (!c.ok()) {
+      why = "context deadline exceeded";
+    } else {
+      auto ctx = c.ctx();
+      pb::RangeRequest req;
+      req.set_key("health");
+      pb::RangeResponse resp;
+      auto st = c.kv().Range(ctx.get(), req, &resp);
+      // etcdctl counts a permission error as healthy: the member answered.
+      if (!st.ok() && st.error_code() != grpc::StatusCode::PERMISSION_DENIED) {
+        why = st.error_message();
+      } else {
+        auto actx = c.ctx();
+        pb::AlarmRequest areq;
+        areq.set_action(pb::AlarmRequest::GET);
+        pb::AlarmResponse aresp;
+        auto ast = c.maintenance().Alarm(actx.get(), areq, &aresp);
+        if (!ast.ok()) {
+          why = ast.error_message();
+        } else if (aresp.alarms_size() > 0) {
+          why = "Active Alarm(s): " + pb::AlarmType_Name(aresp.alarms(0).alarm());
+        }
+      }
+    }
+    const double took =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (g.write_out == "json") {
+      std::cout << fmt::format("{{\"endpoint\":\"{}\",\"health\":{},\"took\":\"{:.3f}ms\"{}}}\n",
+                               ep, why.empty() ? "true" : "false", took,
+                               why.empty() ? "" : ",\"error\":\"" + why + "\"");
+    } else if (why.empty()) {
+      std::cout << fmt::format("{} is healthy: successfully committed proposal: took = {:.6f}ms\n",
+                               ep, took);
+    } else {
+      std::cout << fmt::format("{} is unhealthy: failed to commit proposal: {}\n", ep, why);
+    }
+    if (!why.empty()) ++unhealthy;
+  }
+  if (unhealthy > 0) fail("unhealthy cluster");
+  return 0;
+}
+
+int endpoint_status(const globals& g) {
+  std::vector<std::vector<std::string>> rows;
+  std::string json = "[";
+  bool failed = false;
+  for (const auto& ep : endpoints(g)) {
+    conn c(ep, g);
+    auto ctx = c.ctx();
+    pb::StatusResponse s;
+    auto st = c.ok()
+                  ? c.maintenance().Status(ctx.get(), {}, &s)
+                  : grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "context deadline exceeded");
+    if (!st.ok()) {
+      std::cerr << fmt::format("Failed to get the status of endpoint {} ({})\n", ep,
+                               st.error_message());
+      failed = true;
+      continue;
+    }
+    const std::string id = fmt::format("{:x}", s.header().member_id());
+    const std::string leader = s.leader() == s.header().member_id() ? "true" : "false";
+    rows.push_back({ep, id, s.version(), humanize(static_cast<std::uint64_t>(s.dbsize())), leader,
+                    s.islearner() ? "true" : "false", std::to_string(s.raftterm()),
+                    std::to_string(s.raftindex()), std::to_string(s.raftappliedindex()),
+                    s.errors_size() > 0 ? s.errors(0) : ""});
+    if (json.size() > 1) json += ",";
+    json += fmt::format(
+        "{{\"Endpoint\":\"{}\",\"Status\":{{\"header\":{{\"cluster_id\":{},\"member_id\":{},"
+        "\"revision\":{},\"raft_term\":{}}},\"version\":\"{}\",\"dbSize\":{},\"leader\":{},"
+        "\"raftIndex\":{},\"raftTerm\":{},\"raftAppliedIndex\":{},\"dbSizeInUse\":{}}}}}",
+        ep, s.header().cluster_id(), s.header().member_id(), s.header().revision(),
+        s.header().raft_term(), s.version(), s.dbsize(), s.leader(), s.raftindex(), s.raftterm(),
+        s.raftappliedindex(), s.dbsizeinuse());
+  }
+  if (g.write_out == "json") {
+    std::cout << json << "]\n";
+  } else if (g.write_out == "table") {
+    std::cout << table({"ENDPOINT", "ID", "VERSION", "DB SIZE", "IS LEADER", "IS LEARNER",
+                        "RAFT TERM", "RAFT INDEX", "RAFT APPLIED INDEX", "ERRORS"},
+                       rows);
+  } else {
+    for (const auto& r : rows) {
+      std::string line;
+      for (std::size_t i = 0; i < r.size(); ++i) line += (i ? ", " : "") + r[i];
+      std::cout << line << "\n";
+    }
+  }
+  if (failed) fail("some endpoints did not answer");
+  return 0;
+}
+
+// --- members, alarms, maintenance ---
+
+void member_list(const globals& g) {
+  conn c(split(g.endpoints).front(), g);
+  auto ctx = c.ctx();
+  pb::MemberListResponse resp;
+  auto st = c.cluster().MemberList(ctx.get(), {}, &resp);
+  if (!st.ok()) fail(st.error_message());
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& m : resp.members()) {
+    std::string peers, clients;
+    for (const auto& u : m.peerurls()) peers += (peers.empty() ? "" : ",") + u;
+    for (const auto& u : m.clienturls()) clients += (clients.empty() ? "" : ",") + u;
+    rows.push_back({fmt::format("{:x}", m.id()), m.name().empty() ? "unstarted" : "started",
+                    m.name(), peers, clients, m.islearner() ? "true" : "false"});
+  }
+  if (g.write_out == "table") {
+    std::cout << table({"ID", "STATUS", "NAME", "PEER ADDRS", "CLIENT ADDRS", "IS LEARNER"}, rows);
+  } else if (g.write_out == "json") {
+    std::string out = fmt::format(
+        "{{\"header\":{{\"cluster_id\":{},\"member_id\":{},\"raft_term\":{}}},\"members\":[",
+        resp.header().cluster_id(), resp.header().member_id(), resp.header().raft_term());
+    for (int i = 0; i < resp.members_size(); ++i) {
+      const auto& m = resp.members(i);
+      out += fmt::format("{}{{\"ID\":{},\"name\":\"{}\"}}", i ? "," : "", m.id(), m.name());
+    }
+    std::cout << out << "]}\n";
+  } else {
+    for (const auto& r : rows) {
+      std::string line;
+      for (std::size_t i = 0; i < r.size(); ++i) line += (i ? ", " : "") + r[i];
+      std::cout << line << "\n";
+    }
+  }
+}
+
+void alarm(const globals& g, pb::AlarmRequest::AlarmAction action) {
+  conn c(split(g.endpoints).front(), g);
+  auto ctx = c.ctx();
+  pb::AlarmRequest req;
+  req.set_action(action);
+  pb::AlarmResponse resp;
+  if (action == pb::AlarmRequest::DEACTIVATE) {
+    // Disarm every active alarm, as etcdctl does: list them first.
+    pb::AlarmRequest list;
+    list.set_action(pb::AlarmRequest::GET);
+    pb::AlarmResponse active;
+    auto lctx = c.ctx();
+    auto st = c.maintenance().Alarm(lctx.get(), list, &active);
+    if (!st.ok()) fail(st.error_message());
+    for (const auto& a : active.alarms()) {
+      pb::AlarmRequest one;
+      one.set_action(pb::AlarmRequest::DEACTIVATE);
+      one.set_memberid(a.memberid());
+      one.set_alarm(a.alarm());
+      auto octx = c.ctx();
+      pb::AlarmResponse r;
+      auto ost = c.maintenance().Alarm(octx.get(), one, &r);
+      if (!ost.ok()) fail(ost.error_message());
+      for (const auto& x : r.alarms()) resp.add_alarms()->CopyFrom(x);
+    }
+  } else {
+    auto st = c.maintenance().Alarm(ctx.get(), req, &resp);
+    if (!st.ok()) fail(st.error_message());
+  }
+  for (const auto& a : resp.alarms()) {
+    std::cout << fmt::format("memberID:{} alarm:{} \n", a.memberid(),
+                             pb::AlarmType_Name(a.alarm()));
+  }
+}
+
+void defrag(const globals& g) {
+  // One member at a time, the leader last (a defrag blocks the member it runs on).
+  auto eps = endpoints(g);
+  std::vector<std::string> order, leaders;
+  for (const auto& ep : eps) {
+    conn c(ep, g);
+    auto ctx = c.ctx();
+    pb::StatusResponse s;
+    if (c.ok() && c.maintenance().Status(ctx.get(), {}, &s).ok() &&
+        s.leader() == s.header().member_id()) {
+      leaders.push_back(ep);
+    } else {
+      order.push_back(ep);
+    }
+  }
+  order.insert(order.end(), leaders.begin(), leaders.end());
+  bool failed = false;
+  for (const auto& ep : order) {
+    conn c(ep, g);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10min);
+    pb::DefragmentResponse resp;
+    auto st = c.maintenance().Defragment(&ctx, {}, &resp);
+    if (st.ok()) {
+      std::cout << "Finished defragmenting etcd member[" << ep << "]\n";
+    } else {
+      std::cerr << "Failed to defragment etcd member[" << ep << "] (" << st.error_message()
+                << ")\n";
+      failed = true;
+    }
+  }
+  if (failed) std::exit(1);
+}
+
+void compaction(const globals& g, std::int64_t rev, bool physical) {
+  conn c(split(g.endpoints).front(), g);
+  auto ctx = c.ctx();
+  pb::CompactionRequest req;
+  req.set_revision(rev);
+  req.set_physical(physical);
+  pb::CompactionResponse resp;
+  auto st = c.kv().Compact(ctx.get(), req, &resp);
+  if (!st.ok()) fail(st.error_message());
+  std::cout << "compacted revision " << rev << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cairnctl: snapshots, endpoints, members, alarms and maintenance for Cairn"};
+  app.require_subcommand(1);
+  // Global flags may follow the command, as etcdctl allows (`snapshot status f -w json`);
+  // subcommands made after this inherit it.
+  app.fallthrough();
+  globals g;
+  if (const char* e = std::getenv("ETCDCTL_ENDPOINTS")) g.endpoints = e;
+  if (const char* w = std::getenv("ETCDCTL_WRITE_OUT")) g.write_out = w;
+  app.add_option("--endpoints", g.endpoints, "Comma-separated client URLs or host:port");
+  app.add_option("-w,--write-out", g.write_out, "Output format: simple, json or table")
+      ->check(CLI::IsMember({"simple", "json", "table"}));
+  app.add_option("--dial-timeout", g.dial_timeout_s, "Seconds to wait for a connection");
+  app.add_option("--command-timeout", g.command_timeout_s, "Seconds for each request");
+
+  auto* snap = app.add_subcommand("snapshot", "Save or inspect Cairn snapshots");
+  snap->require_subcommand(1);
+  std::string file;
+  auto* save = snap->add_subcommand("save", "Stream a member's snapshot into a file");
+  save->add_option("file", file, "Where to write it")->required();
+  auto* status = snap->add_subcommand("status", "Revision, keys, size and hash of a snapshot file");
+  status->add_option("file", file, "The snapshot file")->required();
+
+  auto* ep = app.add_subcommand("endpoint", "Health and status of endpoints");
+  ep->require_subcommand(1);
+  auto* health = ep->add_subcommand("health", "Whether each endpoint commits and has no alarm");
+  auto* st = ep->add_subcommand("status", "Version, db size, leader and raft state");
+  for (auto* sub : {health, st}) {
+    sub->add_flag("--cluster", g.cluster, "Every member's client URLs (from the member list)");
+  }
+
+  auto* member = app.add_subcommand("member", "Members of the cluster");
+  member->require_subcommand(1);
+  auto* mlist = member->add_subcommand("list", "List the members");
+
+  auto* al = app.add_subcommand("alarm", "Alarms");
+  al->require_subcommand(1);
+  auto* alist = al->add_subcommand("list", "List active alarms");
+  auto* adisarm = al->add_subcommand("disarm", "Disarm every active alarm");
+
+  auto* df = app.add_subcommand("defrag", "Defragment members' backends (the leader last)");
+  df->add_flag("--cluster", g.cluster, "Every member of the cluster");
+
+  std::int64_t rev = 0;
+  bool physical = false;
+  auto* comp = app.add_subcommand("compaction", "Compact the history up to a revision");
+  comp->add_option("revision", rev, "The revision")->required();
+  comp->add_flag("--physical", physical, "Wait until the compaction is done on disk");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*save) snapshot_save(g, file);
+  if (*status) snapshot_status(g, file);
+  if (*health) return endpoint_health(g);
+  if (*st) return endpoint_status(g);
+  if (*mlist) member_list(g);
+  if (*alist) alarm(g, pb::AlarmRequest::GET);
+  if (*adisarm) alarm(g, pb::AlarmRequest::DEACTIVATE);
+  if (*df) defrag(g);
+  if (*comp) compaction(g, rev, physical);
+  return 0;
+}
