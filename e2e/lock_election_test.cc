@@ -309,7 +309,7 @@ std::string wait_lines(e2e::process& p, std::size_t lines, std::chrono::millisec
 }
 
 std::string mask_lease_hex(const std::string& s) {
-  static const std::regex lease_hex(R"(/[0-9a-f]{16})");
+  static const std::regex lease_hex(R"(/[0-9a-f]{1,16}\b)");  // %x: no leading zeros
   return std::regex_replace(s, lease_hex, "/<lease>");
 }
 
@@ -323,7 +323,7 @@ ctl_transcript etcdctl_lock_and_elect(const std::string& endpoint) {
   const e2e::env_changes env = {{"ETCDCTL_API", "3"}};
   {
     e2e::process first(ctl_argv(endpoint, {"lock", "job"}), logs.path() / "first.log", env);
-    t.first_holder = mask_lease_hex(wait_lines(first, 1, 10s));
+    t.first_holder = mask_lease_hex(wait_lines(first, 2, 10s));  // the key, then an empty line
     // The second runs a command once it holds the lock; until then it prints nothing.
     e2e::process second(
         ctl_argv(endpoint, {"lock", "job", "--", "sh", "-c", "echo got \"$ETCD_LOCK_KEY\""}),
@@ -336,7 +336,7 @@ ctl_transcript etcdctl_lock_and_elect(const std::string& endpoint) {
   {
     e2e::process observer(ctl_argv(endpoint, {"elect", "-l", "vote"}), logs.path() / "obs.log",
                           env);
-    std::this_thread::sleep_for(300ms);
+    std::this_thread::sleep_for(1s);  // the observer is watching before the first campaign
     e2e::process one(ctl_argv(endpoint, {"elect", "vote", "p1"}), logs.path() / "one.log", env);
     t.leader1 = mask_lease_hex(wait_lines(one, 2, 10s));
     e2e::process two(ctl_argv(endpoint, {"elect", "vote", "p2"}), logs.path() / "two.log", env);

@@ -107,12 +107,12 @@ TEST(CairnBinary, LogLevelIsActedOn) {
   const auto data = "--data-dir=" + unusable_data_dir(dir);
   const auto quiet = cairn({"--log-level=error", data});
   EXPECT_EQ(quiet.exit_code, 1);
-  EXPECT_EQ(quiet.err.find("[info]"), std::string::npos) << quiet.err;
-  EXPECT_NE(quiet.err.find("[error]"), std::string::npos) << quiet.err;
+  EXPECT_EQ(quiet.err.find("\"level\":\"info\""), std::string::npos) << quiet.err;
+  EXPECT_NE(quiet.err.find("\"level\":\"error\""), std::string::npos) << quiet.err;
   const auto loud = cairn({"--log-level=debug", data});
-  EXPECT_NE(loud.err.find("[debug]"), std::string::npos);
+  EXPECT_NE(loud.err.find("\"level\":\"debug\""), std::string::npos);
   const auto by_debug_flag = cairn({"--debug", data});
-  EXPECT_NE(by_debug_flag.err.find("[debug]"), std::string::npos);
+  EXPECT_NE(by_debug_flag.err.find("\"level\":\"debug\""), std::string::npos);
 }
 
 TEST(CairnBinary, ConfigFileFromTheEnvironment) {

@@ -76,7 +76,9 @@ TEST(Help, ActedOnIsHonest) {
       // run.cc → v3rpc::gateway
       "enable-grpc-gateway",
       // run.cc → metrics::exporter_options
-      "metrics"};
+      "metrics",
+      // start.cc → the logger
+      "log-outputs", "log-format"};
   std::set<std::string_view> seen;
   for (const auto& spec : flag_table()) {
     if (spec.status != flag_status::acted_on) continue;

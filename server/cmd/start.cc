@@ -1,5 +1,9 @@
 #include "cmd/start.h"
 
+#include <spdlog/sinks/basic_file_sink.h>
+
+#include "base/log.h"
+
 #include <memory>
 
 #include <spdlog/sinks/ostream_sink.h>
@@ -84,9 +88,32 @@ int start(std::span<const std::string> args, const environment& env, std::ostrea
     case action::run:
       break;
   }
-  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(err, /*force_flush=*/true);
-  auto logger = std::make_shared<spdlog::logger>("cairn", std::move(sink));
+  // --log-outputs: "default" and "stderr" are the error stream, "stdout" the output stream,
+  // anything else a file (appended to), as etcd.
+  std::vector<spdlog::sink_ptr> sinks;
+  for (const auto& o : loaded->cfg.log_outputs) {
+    if (o == "default" || o == "stderr") {
+      sinks.push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(err, /*force_flush=*/true));
+    } else if (o == "stdout") {
+      sinks.push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(out, /*force_flush=*/true));
+    } else {
+      try {
+        sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(o));
+      } catch (const spdlog::spdlog_ex& e) {
+        err << "cairn: cannot open log output " << o << ": " << e.what() << "\n";
+        return 1;
+      }
+    }
+  }
+  if (sinks.empty()) {
+    sinks.push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(err, /*force_flush=*/true));
+  }
+  auto logger = std::make_shared<spdlog::logger>("cairn", sinks.begin(), sinks.end());
+  logger->set_formatter(base::make_log_formatter(loaded->cfg.format == log_format::console
+                                                     ? base::log_style::console
+                                                     : base::log_style::json));
   logger->set_level(spdlog_level(loaded->cfg.level));
+  logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
   log_settings(*loaded);
   return run(loaded->cfg);

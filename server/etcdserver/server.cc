@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/crc32c.h"
+#include "base/log.h"
 #include "schema/schema.h"
 #include "snap/snapshotter.h"
 #include "spdlog/spdlog.h"
@@ -68,6 +69,17 @@ struct server::loop_input {
 };
 
 namespace {
+
+std::string_view alarm_name(alarm_type a) {
+  switch (a) {
+    case alarm_type::nospace:
+      return "NOSPACE";
+    case alarm_type::corrupt:
+      return "CORRUPT";
+    default:
+      return "NONE";
+  }
+}
 
 constexpr std::string_view format_file_name = "cairn-format";
 constexpr std::string_view format_content = "cairn data directory format 1\n";
@@ -756,8 +768,15 @@ void server::handle_ready() {
   raft::ready rd = node_->ready();
   if (rd.soft) {
     const std::uint64_t lead = rd.soft->lead.value();
-    if (lead != 0 && lead != leader_.load()) {
-      stats_.leader_changes.fetch_add(1, std::memory_order_relaxed);
+    if (lead != leader_.load()) {
+      if (lead != 0) {
+        stats_.leader_changes.fetch_add(1, std::memory_order_relaxed);
+        CAIRN_LOG(info, "elected leader", {"local-member-id", fmt::format("{:x}", member_id_)},
+                  {"leader", fmt::format("{:x}", lead)}, {"term", node_->status().term.value()});
+      } else {
+        CAIRN_LOG(warn, "lost the leader", {"local-member-id", fmt::format("{:x}", member_id_)},
+                  {"previous-leader", fmt::format("{:x}", leader_.load())});
+      }
     }
     leader_ = lead;
     // The leader's lessor is the primary: it alone expires leases (etcd's Promote/Demote, with
@@ -889,9 +908,20 @@ void server::apply_loop() {
     for (const auto& e : batch) {
       const auto start = std::chrono::steady_clock::now();
       apply_entry(e);
-      if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(100)) {
+      const auto took = std::chrono::steady_clock::now() - start;
+      if (took > std::chrono::milliseconds(100)) {
         stats_.slow_applies.fetch_add(1, std::memory_order_relaxed);
+        // The request's shape (its kind and size), never its keys or values.
+        CAIRN_LOG(warn, "apply request took too long", {"took", base::go_duration(took)},
+                  {"expected-duration", "100ms"}, {"index", e.index()},
+                  {"request-bytes", e.data().size()});
       }
+    }
+    if (compaction_started_ && !store_->compaction_pending()) {
+      CAIRN_LOG(
+          info, "finished scheduled compaction", {"compact-revision", store_->compact_rev()},
+          {"took", base::go_duration(std::chrono::steady_clock::now() - *compaction_started_)});
+      compaction_started_.reset();
     }
     for (auto& t : tasks) t(true);
     if (store_->compaction_pending()) (void)store_->compaction_step();
@@ -1109,6 +1139,9 @@ server::apply_result server::apply_request(const request& r) {
         } else if constexpr (std::is_same_v<T, compact_request>) {
           auto res = store_->compact(op.revision);
           if (!res) return {cairn::unexpected(from_mvcc(res.error()))};
+          CAIRN_LOG(info, "scheduled compaction", {"compact-revision", op.revision},
+                    {"physical", op.physical});
+          compaction_started_ = std::chrono::steady_clock::now();
           if (op.physical) store_->finish_compaction();
           return {apply_value(compact_response{store_->rev()})};
         } else {
@@ -1130,12 +1163,16 @@ server::apply_result server::apply_request(const request& r) {
           if (op.action == alarm_action::activate && op.alarm != alarm_type::none) {
             if (!present) {
               backend_->put(schema::alarm, alarm_key(m), "");
+              CAIRN_LOG(warn, "alarm raised", {"alarm", alarm_name(op.alarm)},
+                        {"member-id", fmt::format("{:x}", op.member_id)});
               std::lock_guard lock(alarm_mu_);
               alarms_.insert(m);
             }
             out.push_back(m);
           } else if (op.action == alarm_action::deactivate && present) {
             backend_->del(schema::alarm, alarm_key(m));
+            CAIRN_LOG(info, "alarm disarmed", {"alarm", alarm_name(op.alarm)},
+                      {"member-id", fmt::format("{:x}", op.member_id)});
             {
               std::lock_guard lock(alarm_mu_);
               alarms_.erase(m);

@@ -327,7 +327,9 @@ class server {
   // Work for the writer thread (defrag); called with false when it will never run (crash).
   std::deque<std::function<void(bool)>> tasks_;  // guarded by apply_mu_
   std::thread apply_thread_;
-  std::uint64_t applied_term_ = 0;   // apply thread
+  std::uint64_t applied_term_ = 0;  // apply thread
+  // apply thread: when the running compaction was scheduled (for its "finished" log line)
+  std::optional<std::chrono::steady_clock::time_point> compaction_started_;
   std::uint64_t last_snapshot_ = 0;  // apply thread: index of the last snapshot asked for
 
   // Applied-index watchers (linearizable reads).

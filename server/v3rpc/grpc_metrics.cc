@@ -2,6 +2,8 @@
 
 #include <google/protobuf/message.h>
 
+#include "base/log.h"
+
 #include <chrono>
 #include <string>
 
@@ -29,17 +31,17 @@ class interceptor final : public grpc::experimental::Interceptor {
     if (m->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
       if (void* msg = m->GetRecvMessage()) {
         method_->msg_received.fetch_add(1, std::memory_order_relaxed);
-        stats_.received_bytes.fetch_add(
-            static_cast<const google::protobuf::Message*>(msg)->ByteSizeLong(),
-            std::memory_order_relaxed);
+        const auto n = static_cast<const google::protobuf::Message*>(msg)->ByteSizeLong();
+        stats_.received_bytes.fetch_add(n, std::memory_order_relaxed);
+        request_bytes_ += n;
       }
     }
     if (m->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
       method_->msg_sent.fetch_add(1, std::memory_order_relaxed);
       if (const void* msg = m->GetSendMessage()) {
-        stats_.sent_bytes.fetch_add(
-            static_cast<const google::protobuf::Message*>(msg)->ByteSizeLong(),
-            std::memory_order_relaxed);
+        const auto n = static_cast<const google::protobuf::Message*>(msg)->ByteSizeLong();
+        stats_.sent_bytes.fetch_add(n, std::memory_order_relaxed);
+        response_bytes_ += n;
       }
     }
     if (m->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
@@ -47,7 +49,16 @@ class interceptor final : public grpc::experimental::Interceptor {
       if (code < method_->handled.size()) {
         method_->handled[code].fetch_add(1, std::memory_order_relaxed);
       }
-      method_->handling.observe(std::chrono::steady_clock::now() - start_);
+      const auto took = std::chrono::steady_clock::now() - start_;
+      method_->handling.observe(took);
+      // etcd's warning for a unary request slower than 300 ms: its shape, never its content.
+      if (!stream_ && took > std::chrono::milliseconds(300)) {
+        CAIRN_LOG(warn, "request stats", {"took", base::go_duration(took)},
+                  {"expected-duration", "300ms"},
+                  {"method", "/" + method_->service + "/" + method_->method},
+                  {"code", grpc_code_names[code < grpc_code_names.size() ? code : 2]},
+                  {"request size", request_bytes_}, {"response size", response_bytes_});
+      }
     }
     m->Proceed();
   }
@@ -56,6 +67,8 @@ class interceptor final : public grpc::experimental::Interceptor {
   grpc_stats& stats_;
   method_stats* method_;
   bool stream_;
+  std::size_t request_bytes_ = 0;
+  std::size_t response_bytes_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
