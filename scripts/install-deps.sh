@@ -47,3 +47,16 @@ if [ ! -x "$etcd_root/usr/bin/etcd" ] || [ ! -x "$etcd_root/usr/bin/etcdctl" ] |
     dpkg -x "$deb" "$etcd_root"
   done
 fi
+
+# promtool (rule checks and rule unit tests of the alerts in docs/monitoring/), from Debian's
+# prometheus package, unpacked, never installed (its service would start a Prometheus server).
+prom_root="$cache/prometheus"
+if [ ! -x "$prom_root/usr/bin/promtool" ]; then
+  echo "install-deps: unpacking prometheus (for promtool) into $prom_root"
+  mkdir -p "$prom_root" "$cache/debs"
+  ( cd "$cache/debs" && apt-get download -qq prometheus >/dev/null 2>&1 ) || {
+    "${sudo_cmd[@]}" apt-get update -qq
+    ( cd "$cache/debs" && apt-get download -qq prometheus >/dev/null )
+  }
+  dpkg -x "$cache"/debs/prometheus_*.deb "$prom_root"
+fi

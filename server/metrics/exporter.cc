@@ -196,7 +196,9 @@ std::vector<MetricFamily> exporter::collect() const {
   const auto& ms = store.stats();
   auto& be = node_.backend();
   const double db_size = static_cast<double>(be.size());
+#ifndef CAIRN_PLANTED_BUG_METRICS_DROP_DB_SIZE
   f.gauge("etcd_mvcc_db_total_size_in_bytes", "Size of the backend file, in bytes.", db_size);
+#endif
   f.gauge("etcd_debugging_mvcc_db_total_size_in_bytes",
           "Size of the backend file, in bytes (the name before etcd 3.5).", db_size);
   f.gauge("etcd_mvcc_db_total_size_in_use_in_bytes",
