@@ -145,5 +145,37 @@ TEST(Cairnctl, EndpointsMembersAlarmsDefragCompaction) {
   EXPECT_NE(down.out.find("is unhealthy"), std::string::npos) << down.out;
 }
 
+// Where cairnctl and etcdctl do the same thing, they print the same against the same server.
+TEST(Cairnctl, SameOutputAsEtcdctlForHashkvMoveLeaderAndMemberChanges) {
+  e2e::temp_dir dir("cairnctl");
+  e2e::cairn_server cairn(dir.path() / "data");
+  const std::string ep = cairn.endpoint();
+  ASSERT_EQ(etcdctl(ep, {"put", "a", "1"}).exit_code, 0);
+  auto status = etcdctl(ep, {"endpoint", "status", "-w", "json"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(status.out, m, std::regex(R"re("member_id":(\d+))re")));
+  char self[32];
+  std::snprintf(self, sizeof self, "%llx", std::stoull(m[1]));
+  auto error_line = [](const std::string& err) {
+    const auto at = err.find("Error: ");
+    return at == std::string::npos ? std::string() : err.substr(at, err.find('\n', at) - at);
+  };
+  const std::vector<std::vector<std::string>> cases = {
+      {"endpoint", "hashkv"},        {"endpoint", "hashkv", "--rev=2"},
+      {"move-leader", self},         {"member", "remove", "1234"},
+      {"member", "promote", "1234"}, {"member", "update", "1234", "--peer-urls=http://127.0.0.1:9"},
+      {"member", "promote", self},   {"member", "remove", "zz"},
+  };
+  for (const auto& c : cases) {
+    auto want = etcdctl(ep, c);
+    auto got = ctl(ep, c);
+    std::string what;
+    for (const auto& a : c) what += a + " ";
+    EXPECT_EQ(got.exit_code, want.exit_code) << what << got.err << want.err;
+    EXPECT_EQ(got.out, want.out) << what;
+    EXPECT_EQ(error_line(got.err), error_line(want.err)) << what;
+  }
+}
+
 }  // namespace
 }  // namespace cairn

@@ -34,9 +34,13 @@ struct globals {
   bool cluster = false;
 };
 
-[[noreturn]] void fail(const std::string& message) {
+// etcdctl's exit codes: ExitError 1, ExitBadArgs 128.
+constexpr int exit_error = 1;
+constexpr int exit_bad_args = 128;
+
+[[noreturn]] void fail(const std::string& message, int code = exit_error) {
   std::cerr << "Error: " << message << "\n";
-  std::exit(1);
+  std::exit(code);
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -434,6 +438,132 @@ void compaction(const globals& g, std::int64_t rev, bool physical) {
   std::cout << "compacted revision " << rev << "\n";
 }
 
+std::uint64_t parse_id(const std::string& hex) {
+  try {
+    std::size_t used = 0;
+    const auto id = std::stoull(hex, &used, 16);
+    if (used == hex.size()) return id;
+  } catch (const std::exception&) {
+  }
+  fail("bad member ID arg (strconv.ParseUint: parsing \"" + hex +
+           "\": invalid syntax), expecting ID in Hex",
+       exit_bad_args);
+}
+
+void endpoint_hashkv(const globals& g, std::int64_t rev) {
+  std::vector<std::vector<std::string>> rows;
+  std::string json = "[";
+  bool failed = false;
+  for (const auto& ep : endpoints(g)) {
+    conn c(ep, g);
+    auto ctx = c.ctx();
+    pb::HashKVRequest req;
+    req.set_revision(rev);
+    pb::HashKVResponse resp;
+    auto st = c.maintenance().HashKV(ctx.get(), req, &resp);
+    if (!st.ok()) {
+      std::cerr << fmt::format("Failed to get the hash of endpoint {} ({})\n", ep,
+                               st.error_message());
+      failed = true;
+      continue;
+    }
+    rows.push_back({ep, std::to_string(resp.hash())});
+    if (json.size() > 1) json += ",";
+    json += fmt::format(
+        "{{\"Endpoint\":\"{}\",\"HashKV\":{{\"header\":{{\"cluster_id\":{},\"member_id\":{},"
+        "\"revision\":{},\"raft_term\":{}}},\"hash\":{},\"compact_revision\":{}}}}}",
+        ep, resp.header().cluster_id(), resp.header().member_id(), resp.header().revision(),
+        resp.header().raft_term(), resp.hash(), resp.compact_revision());
+  }
+  if (g.write_out == "json") {
+    std::cout << json << "]\n";
+  } else if (g.write_out == "table") {
+    std::cout << table({"ENDPOINT", "HASH"}, rows);
+  } else {
+    for (const auto& r : rows) std::cout << r[0] << ", " << r[1] << "\n";
+  }
+  if (failed) fail("some endpoints did not answer");
+}
+
+void move_leader(const globals& g, const std::string& target_hex) {
+  const auto target = parse_id(target_hex);
+  // Find the leader among the endpoints: the transfer must be asked of it.
+  for (const auto& ep : split(g.endpoints)) {
+    conn c(ep, g);
+    auto ctx = c.ctx();
+    pb::StatusResponse s;
+    if (!c.ok() || !c.maintenance().Status(ctx.get(), {}, &s).ok()) continue;
+    if (s.leader() != s.header().member_id()) continue;
+    auto mctx = c.ctx();
+    pb::MoveLeaderRequest req;
+    req.set_targetid(target);
+    pb::MoveLeaderResponse resp;
+    auto st = c.maintenance().MoveLeader(mctx.get(), req, &resp);
+    if (!st.ok()) fail(st.error_message());
+    std::cout << fmt::format("Leadership transferred from {:x} to {:x}\n", s.leader(), target);
+    return;
+  }
+  fail("no leader endpoint given at [" + g.endpoints + "]");
+}
+
+void member_change(const globals& g, const std::string& what, const std::string& arg,
+                   const std::string& peer_urls, bool learner) {
+  conn c(split(g.endpoints).front(), g);
+  auto ctx = c.ctx();
+  grpc::Status st;
+  std::uint64_t cluster = 0;
+  if (what == "add") {
+    if (peer_urls.empty()) fail("member peer urls not provided", exit_bad_args);
+    pb::MemberAddRequest req;
+    for (const auto& u : split(peer_urls)) req.add_peerurls(u);
+    req.set_islearner(learner);
+    pb::MemberAddResponse resp;
+    st = c.cluster().MemberAdd(ctx.get(), req, &resp);
+    if (!st.ok()) fail(st.error_message());
+    std::cout << fmt::format("Member {:16x} added to cluster {:16x}\n", resp.member().id(),
+                             resp.header().cluster_id());
+    std::string initial;
+    for (const auto& m : resp.members()) {
+      for (const auto& u : m.peerurls()) {
+        if (!initial.empty()) initial += ",";
+        initial += (m.id() == resp.member().id() ? arg : m.name()) + "=" + u;
+      }
+    }
+    std::cout << fmt::format(
+        "\nETCD_NAME=\"{}\"\nETCD_INITIAL_CLUSTER=\"{}\"\n"
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{}\"\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n",
+        arg, initial, peer_urls);
+    return;
+  }
+  const auto id = parse_id(arg);
+  if (what == "remove") {
+    pb::MemberRemoveRequest req;
+    req.set_id(id);
+    pb::MemberRemoveResponse resp;
+    st = c.cluster().MemberRemove(ctx.get(), req, &resp);
+    cluster = resp.header().cluster_id();
+  } else if (what == "update") {
+    if (peer_urls.empty()) fail("member peer urls not provided", exit_bad_args);
+    pb::MemberUpdateRequest req;
+    req.set_id(id);
+    for (const auto& u : split(peer_urls)) req.add_peerurls(u);
+    pb::MemberUpdateResponse resp;
+    st = c.cluster().MemberUpdate(ctx.get(), req, &resp);
+    cluster = resp.header().cluster_id();
+  } else {
+    pb::MemberPromoteRequest req;
+    req.set_id(id);
+    pb::MemberPromoteResponse resp;
+    st = c.cluster().MemberPromote(ctx.get(), req, &resp);
+    cluster = resp.header().cluster_id();
+  }
+  if (!st.ok()) fail(st.error_message());
+  const char* verb = what == "remove"   ? "removed from"
+                     : what == "update" ? "updated in"
+                                        : "promoted in";
+  std::cout << fmt::format("Member {:16x} {} cluster {:16x}\n", id, verb, cluster);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -463,13 +593,30 @@ int main(int argc, char** argv) {
   ep->require_subcommand(1);
   auto* health = ep->add_subcommand("health", "Whether each endpoint commits and has no alarm");
   auto* st = ep->add_subcommand("status", "Version, db size, leader and raft state");
-  for (auto* sub : {health, st}) {
+  std::int64_t hash_rev = 0;
+  auto* hashkv = ep->add_subcommand("hashkv", "The KV hash of each endpoint (at --rev)");
+  hashkv->add_option("--rev", hash_rev, "The revision to hash up to (0: the latest)");
+  for (auto* sub : {health, st, hashkv}) {
     sub->add_flag("--cluster", g.cluster, "Every member's client URLs (from the member list)");
   }
 
   auto* member = app.add_subcommand("member", "Members of the cluster");
   member->require_subcommand(1);
   auto* mlist = member->add_subcommand("list", "List the members");
+  std::string member_arg, peer_urls;
+  bool learner = false;
+  auto* madd =
+      member->add_subcommand("add", "Add a member (then start it with the printed settings)");
+  madd->add_option("name", member_arg, "The new member's name")->required();
+  madd->add_option("--peer-urls", peer_urls, "Its comma-separated peer URLs")->required();
+  madd->add_flag("--learner", learner, "Add it as a learner");
+  auto* mremove = member->add_subcommand("remove", "Remove a member");
+  mremove->add_option("id", member_arg, "The member's ID, in hex")->required();
+  auto* mupdate = member->add_subcommand("update", "Change a member's peer URLs");
+  mupdate->add_option("id", member_arg, "The member's ID, in hex")->required();
+  mupdate->add_option("--peer-urls", peer_urls, "The new comma-separated peer URLs")->required();
+  auto* mpromote = member->add_subcommand("promote", "Promote a learner to a voting member");
+  mpromote->add_option("id", member_arg, "The learner's ID, in hex")->required();
 
   auto* al = app.add_subcommand("alarm", "Alarms");
   al->require_subcommand(1);
@@ -478,6 +625,10 @@ int main(int argc, char** argv) {
 
   auto* df = app.add_subcommand("defrag", "Defragment members' backends (the leader last)");
   df->add_flag("--cluster", g.cluster, "Every member of the cluster");
+
+  std::string transferee;
+  auto* ml = app.add_subcommand("move-leader", "Hand leadership to another member");
+  ml->add_option("transferee", transferee, "The member's ID, in hex")->required();
 
   std::int64_t rev = 0;
   bool physical = false;
@@ -491,6 +642,12 @@ int main(int argc, char** argv) {
   if (*health) return endpoint_health(g);
   if (*st) return endpoint_status(g);
   if (*mlist) member_list(g);
+  if (*madd) member_change(g, "add", member_arg, peer_urls, learner);
+  if (*mremove) member_change(g, "remove", member_arg, "", false);
+  if (*mupdate) member_change(g, "update", member_arg, peer_urls, false);
+  if (*mpromote) member_change(g, "promote", member_arg, "", false);
+  if (*hashkv) endpoint_hashkv(g, hash_rev);
+  if (*ml) move_leader(g, transferee);
   if (*alist) alarm(g, pb::AlarmRequest::GET);
   if (*adisarm) alarm(g, pb::AlarmRequest::DEACTIVATE);
   if (*df) defrag(g);
