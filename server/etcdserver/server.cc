@@ -49,7 +49,8 @@ struct server::apply_result {
 };
 
 struct server::waiter {
-  std::promise<apply_result> done;
+  std::function<void(apply_result)> done;
+  std::chrono::steady_clock::time_point deadline;
 };
 
 struct server::read_waiter {
@@ -418,7 +419,7 @@ void server::shutdown(bool crash) {
   // and reads still queued for the raft loop.
   {
     std::lock_guard lock(wait_mu_);
-    for (auto& [id, w] : waiters_) w->done.set_value({cairn::unexpected(base::errc::stopped)});
+    for (auto& [id, w] : waiters_) w->done({cairn::unexpected(base::errc::stopped)});
     waiters_.clear();
   }
   for (auto& [ctx, rs] : reads_) {
@@ -444,40 +445,60 @@ void server::shutdown(bool crash) {
 // ---------------------------------------------------------------- requests
 
 cairn::expected<server::apply_result, base::errc> server::propose(request r) {
+  std::promise<apply_result> p;
+  auto fut = p.get_future();
+  propose_async(std::move(r), [&p](apply_result res) { p.set_value(std::move(res)); });
+  apply_result res = fut.get();
+  if (!res.value) return cairn::unexpected(res.value.error());
+  return res;
+}
+
+void server::propose_async(request r, std::function<void(apply_result)> done) {
   if (committed_.load() > applied_.load() + cfg_.max_pending_applies) {
     stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
-    return cairn::unexpected(base::errc::too_many_requests);
+    return done({cairn::unexpected(base::errc::too_many_requests)});
   }
   r.id = ++next_id_;
   std::string data = encode_request(r);
   if (data.size() > cfg_.max_request_bytes) {
-    return cairn::unexpected(base::errc::request_too_large);
+    return done({cairn::unexpected(base::errc::request_too_large)});
   }
   auto w = std::make_shared<waiter>();
-  auto fut = w->done.get_future();
+  stats_.proposals_pending.fetch_add(1, std::memory_order_relaxed);
+  w->done = [this, done = std::move(done)](apply_result res) {
+    stats_.proposals_pending.fetch_sub(1, std::memory_order_relaxed);
+    done(std::move(res));
+  };
+  w->deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
+  bool stopped;
   {
     std::lock_guard lock(wait_mu_);
-    if (stopped_) return cairn::unexpected(base::errc::stopped);
-    waiters_[r.id] = w;
+    stopped = stopped_;
+    if (!stopped) waiters_[r.id] = w;
   }
+  if (stopped) return w->done({cairn::unexpected(base::errc::stopped)});
   {
     std::lock_guard lock(loop_mu_);
     inbox_.push_back({loop_input::proposal{r.id, std::move(data)}});
   }
   loop_cv_.notify_one();
-  stats_.proposals_pending.fetch_add(1, std::memory_order_relaxed);
-  struct pending_done {
-    std::atomic<std::int64_t>& n;
-    ~pending_done() { n.fetch_sub(1, std::memory_order_relaxed); }
-  } done{stats_.proposals_pending};
-  if (fut.wait_for(cfg_.request_timeout) != std::future_status::ready) {
+}
+
+void server::expire_waiters() {
+  // Ids grow with time and every waiter has the same timeout, so the expired ones come first.
+  std::vector<std::shared_ptr<waiter>> expired;
+  const auto now = std::chrono::steady_clock::now();
+  {
     std::lock_guard lock(wait_mu_);
-    if (waiters_.erase(r.id) == 1) {
-      stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
-      return cairn::unexpected(base::errc::timeout);
+    while (!waiters_.empty() && waiters_.begin()->second->deadline <= now) {
+      expired.push_back(std::move(waiters_.begin()->second));
+      waiters_.erase(waiters_.begin());
     }
   }
-  return fut.get();
+  for (auto& w : expired) {
+    stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
+    w->done({cairn::unexpected(base::errc::timeout)});
+  }
 }
 
 void server::propose_no_wait(request r) {
@@ -516,6 +537,28 @@ cairn::expected<mvcc::put_response, base::errc> server::put(const mvcc::put_requ
   auto res = propose({0, r});
   if (!res) return cairn::unexpected(res.error());
   return take<mvcc::put_response>(std::move(res->value));
+}
+
+void server::put_async(const mvcc::put_request& r, callback<mvcc::put_response> done) {
+  if (auto q = check_quota(quota_cost(r)); !q) return done(cairn::unexpected(q.error()));
+  propose_async({0, r}, [done = std::move(done)](apply_result res) {
+    done(take<mvcc::put_response>(std::move(res.value)));
+  });
+}
+
+void server::delete_range_async(const mvcc::delete_range_request& r,
+                                callback<mvcc::delete_range_response> done) {
+  propose_async({0, r}, [done = std::move(done)](apply_result res) {
+    done(take<mvcc::delete_range_response>(std::move(res.value)));
+  });
+}
+
+void server::txn_async(const mvcc::txn_request& r, callback<mvcc::txn_response> done) {
+  if (mvcc::is_read_only(r)) std::abort();  // callers read those through txn()
+  if (auto q = check_quota(quota_cost(r)); !q) return done(cairn::unexpected(q.error()));
+  propose_async({0, r}, [done = std::move(done)](apply_result res) {
+    done(take<mvcc::txn_response>(std::move(res.value)));
+  });
 }
 
 cairn::expected<mvcc::delete_range_response, base::errc> server::delete_range(
@@ -717,6 +760,7 @@ void server::raft_loop() {
     if (std::chrono::steady_clock::now() >= next_tick) {
       node_->tick();
       next_tick += cfg_.heartbeat;
+      expire_waiters();
     }
     // Every proposal queued meanwhile joins the same Ready, hence the same fdatasync.
     std::vector<std::shared_ptr<read_waiter>> readers;
@@ -732,9 +776,9 @@ void server::raft_loop() {
             }
           }
           if (w) {
-            w->done.set_value({cairn::unexpected(r.error() == raft::propose_error::no_leader
-                                                     ? base::errc::no_leader
-                                                     : base::errc::not_leader)});
+            w->done({cairn::unexpected(r.error() == raft::propose_error::no_leader
+                                           ? base::errc::no_leader
+                                           : base::errc::not_leader)});
           }
         }
       } else if (auto* rw = std::get_if<std::shared_ptr<read_waiter>>(&in.v)) {
@@ -1071,7 +1115,7 @@ void server::apply_entry(const raftpb::Entry& e) {
         waiters_.erase(it);
       }
     }
-    if (w) w->done.set_value(std::move(res));
+    if (w) w->done(std::move(res));
     return;
   }
   if (e.type() != raftpb::ENTRY_NORMAL) {

@@ -203,6 +203,18 @@ class server {
   cairn::expected<mvcc::txn_response, base::errc> txn(const mvcc::txn_request& r,
                                                       bool serializable = false);
   cairn::expected<compact_response, base::errc> compact(std::int64_t revision, bool physical);
+
+  // The same writes without a thread waiting: `done` is called once, with the outcome, on
+  // whichever thread learns it (the apply thread, the raft loop for a refused proposal or a
+  // timeout, or the caller's for a check that fails at once). It must be quick and never block:
+  // the gRPC services finish their reactor there.
+  template <typename T>
+  using callback = std::function<void(cairn::expected<T, base::errc>)>;
+  void put_async(const mvcc::put_request& r, callback<mvcc::put_response> done);
+  void delete_range_async(const mvcc::delete_range_request& r,
+                          callback<mvcc::delete_range_response> done);
+  // A txn with writes (mvcc::is_read_only false); read-only txns go through txn().
+  void txn_async(const mvcc::txn_request& r, callback<mvcc::txn_response> done);
   // Alarm get/activate/deactivate, through raft; answers the alarms it concerns (get: all).
   cairn::expected<std::vector<alarm_member>, base::errc> alarm(const alarm_request& r);
   std::vector<alarm_member> alarms() const;
@@ -254,6 +266,9 @@ class server {
   explicit server(server_config cfg);
   cairn::expected<void, server_error> open();
   cairn::expected<apply_result, base::errc> propose(request r);
+  void propose_async(request r, std::function<void(apply_result)> done);
+  // Raft loop, every tick: fails the waiters whose request timeout has passed.
+  void expire_waiters();
   // Proposes without waiting for (or hearing of) the outcome: the lease loop's revokes and
   // checkpoints, which it retries if they never apply.
   void propose_no_wait(request r);

@@ -25,6 +25,41 @@ std::optional<base::errc> leader_required(
   return std::nullopt;
 }
 
+reader_pool::reader_pool(int threads) {
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      while (true) {
+        std::function<void()> fn;
+        {
+          std::unique_lock lock(mu_);
+          cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+          if (queue_.empty()) return;  // stopping, nothing left
+          fn = std::move(queue_.front());
+          queue_.pop_front();
+        }
+        fn();
+      }
+    });
+  }
+}
+
+reader_pool::~reader_pool() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void reader_pool::run(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
 void fill_header(etcdserver::server& node, std::int64_t revision, etcdserverpb::ResponseHeader* h) {
   h->set_cluster_id(node.cluster_id());
   h->set_member_id(node.member_id());
@@ -59,7 +94,7 @@ bool txn_serializable(const etcdserverpb::TxnRequest& r) {
   return true;
 }
 
-std::optional<base::errc> leader_required(grpc::ServerContext* ctx,
+std::optional<base::errc> leader_required(grpc::ServerContextBase* ctx,
                                           const etcdserver::server& node) {
   return v3rpc::leader_required(ctx->client_metadata(), node.leader() != 0);
 }
@@ -341,38 +376,58 @@ grpc::Status kv_service::Range(grpc::ServerContext* ctx, const etcdserverpb::Ran
   return grpc::Status::OK;
 }
 
-grpc::Status kv_service::Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest* req,
-                             etcdserverpb::PutResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
-  if (auto e = check_put(*req)) return fail(*e);
-  auto r = node_.put(from_wire(*req));
-  if (!r) return fail(r.error());
-  to_wire(*r, *resp);
-  fill_header(node_, r->revision, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* kv_service::Put(grpc::CallbackServerContext* ctx,
+                                          const etcdserverpb::PutRequest* req,
+                                          etcdserverpb::PutResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (auto e = check_put(*req)) return reactor->Finish(fail(*e)), reactor;
+  node_.put_async(from_wire(*req), [this, reactor, resp](auto r) {
+    if (!r) return reactor->Finish(fail(r.error()));
+    to_wire(*r, *resp);
+    fill_header(node_, r->revision, resp->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status kv_service::DeleteRange(grpc::ServerContext* ctx,
-                                     const etcdserverpb::DeleteRangeRequest* req,
-                                     etcdserverpb::DeleteRangeResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
-  if (req->key().empty()) return fail(base::errc::empty_key);
-  auto r = node_.delete_range(from_wire(*req));
-  if (!r) return fail(r.error());
-  to_wire(*r, *resp);
-  fill_header(node_, r->revision, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* kv_service::DeleteRange(grpc::CallbackServerContext* ctx,
+                                                  const etcdserverpb::DeleteRangeRequest* req,
+                                                  etcdserverpb::DeleteRangeResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (req->key().empty()) return reactor->Finish(fail(base::errc::empty_key)), reactor;
+  node_.delete_range_async(from_wire(*req), [this, reactor, resp](auto r) {
+    if (!r) return reactor->Finish(fail(r.error()));
+    to_wire(*r, *resp);
+    fill_header(node_, r->revision, resp->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
-grpc::Status kv_service::Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRequest* req,
-                             etcdserverpb::TxnResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
-  if (auto e = check_txn(*req, options_.max_txn_ops)) return fail(*e);
-  auto r = node_.txn(from_wire(*req), txn_serializable(*req));
-  if (!r) return fail(r.error());
-  to_wire(*r, *resp);
-  fill_header(node_, r->revision, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* kv_service::Txn(grpc::CallbackServerContext* ctx,
+                                          const etcdserverpb::TxnRequest* req,
+                                          etcdserverpb::TxnResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (auto e = check_txn(*req, options_.max_txn_ops)) return reactor->Finish(fail(*e)), reactor;
+  auto t = from_wire(*req);
+  auto answer = [this, reactor, resp](cairn::expected<mvcc::txn_response, base::errc> r) {
+    if (!r) return reactor->Finish(fail(r.error()));
+    to_wire(*r, *resp);
+    fill_header(node_, r->revision, resp->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+  };
+  if (!mvcc::is_read_only(t)) {
+    node_.txn_async(t, std::move(answer));
+  } else if (txn_serializable(*req)) {
+    answer(node_.txn(t, true));  // a local read: quick, so on this callback thread
+  } else {
+    // A linearizable read waits for a ReadIndex round: on a reader thread, never on gRPC's.
+    readers_.run([this, t = std::move(t), answer = std::move(answer)] { answer(node_.txn(t)); });
+  }
+  return reactor;
 }
 
 grpc::Status kv_service::Compact(grpc::ServerContext* ctx,

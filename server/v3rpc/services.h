@@ -39,14 +39,18 @@
 // state of their own and the node is thread-safe.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "base/errors.h"
@@ -116,24 +120,52 @@ mvcc::delete_range_request from_wire(const etcdserverpb::DeleteRangeRequest& r);
 mvcc::txn_request from_wire(const etcdserverpb::TxnRequest& r);
 void to_wire(const mvcc::txn_response& r, etcdserverpb::TxnResponse& out);
 
-class kv_service final : public etcdserverpb::KV::Service {
+// Runs closures on a few threads of its own: work a gRPC callback must not do on gRPC's
+// threads because it blocks (a linearizable read waiting for its ReadIndex round).
+class reader_pool {
+ public:
+  explicit reader_pool(int threads = 4);
+  ~reader_pool();  // runs what is queued, then joins
+  reader_pool(const reader_pool&) = delete;
+  reader_pool& operator=(const reader_pool&) = delete;
+  void run(std::function<void()> fn);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  bool stop_ = false;                        // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+// Writes (Put, DeleteRange, Txn) use gRPC's callback API: no thread waits for a proposal; the
+// node finishes the call from the thread that learns the outcome. Range and Compact stay
+// synchronous for now.
+class kv_service final
+    : public etcdserverpb::KV::WithCallbackMethod_Put<
+          etcdserverpb::KV::WithCallbackMethod_DeleteRange<
+              etcdserverpb::KV::WithCallbackMethod_Txn<etcdserverpb::KV::Service>>> {
  public:
   kv_service(etcdserver::server& node, service_options options)
       : node_(node), options_(std::move(options)) {}
   grpc::Status Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest* req,
                      etcdserverpb::RangeResponse* resp) override;
-  grpc::Status Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest* req,
-                   etcdserverpb::PutResponse* resp) override;
-  grpc::Status DeleteRange(grpc::ServerContext* ctx, const etcdserverpb::DeleteRangeRequest* req,
-                           etcdserverpb::DeleteRangeResponse* resp) override;
-  grpc::Status Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRequest* req,
-                   etcdserverpb::TxnResponse* resp) override;
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx,
+                                const etcdserverpb::PutRequest* req,
+                                etcdserverpb::PutResponse* resp) override;
+  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
+                                        const etcdserverpb::DeleteRangeRequest* req,
+                                        etcdserverpb::DeleteRangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx,
+                                const etcdserverpb::TxnRequest* req,
+                                etcdserverpb::TxnResponse* resp) override;
   grpc::Status Compact(grpc::ServerContext* ctx, const etcdserverpb::CompactionRequest* req,
                        etcdserverpb::CompactionResponse* resp) override;
 
  private:
   etcdserver::server& node_;
   service_options options_;
+  reader_pool readers_;
 };
 
 class maintenance_service final : public etcdserverpb::Maintenance::Service {
