@@ -54,7 +54,14 @@ struct server::waiter {
 };
 
 struct server::read_waiter {
-  std::promise<cairn::expected<std::uint64_t, base::errc>> index;
+  // Called once with the read index (or why there is none).
+  std::function<void(cairn::expected<std::uint64_t, base::errc>)> index;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+struct server::applied_waiter {
+  std::chrono::steady_clock::time_point deadline;
+  std::function<void(cairn::expected<void, base::errc>)> ready;
 };
 
 struct server::loop_input {
@@ -423,17 +430,25 @@ void server::shutdown(bool crash) {
     waiters_.clear();
   }
   for (auto& [ctx, rs] : reads_) {
-    for (auto& r : rs) r->index.set_value(cairn::unexpected(base::errc::stopped));
+    for (auto& r : rs) r->index(cairn::unexpected(base::errc::stopped));
   }
   reads_.clear();
   {
     std::lock_guard lock(loop_mu_);
     for (auto& in : inbox_) {
       if (auto* rw = std::get_if<std::shared_ptr<read_waiter>>(&in.v)) {
-        (*rw)->index.set_value(cairn::unexpected(base::errc::stopped));
+        (*rw)->index(cairn::unexpected(base::errc::stopped));
       }
     }
     inbox_.clear();
+  }
+  {
+    std::multimap<std::uint64_t, applied_waiter> left;
+    {
+      std::lock_guard lock(applied_mu_);
+      left.swap(applied_waiters_);
+    }
+    for (auto& [index, w] : left) w.ready(cairn::unexpected(base::errc::stopped));
   }
   watchable_.reset();
   store_.reset();
@@ -499,6 +514,36 @@ void server::expire_waiters() {
     stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
     w->done({cairn::unexpected(base::errc::timeout)});
   }
+}
+
+void server::expire_reads() {
+  const auto now = std::chrono::steady_clock::now();
+  // ReadIndex rounds that never came back (raft thread: reads_ is its own).
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    auto& rs = it->second;
+    std::vector<std::shared_ptr<read_waiter>> expired;
+    std::erase_if(rs, [&](const std::shared_ptr<read_waiter>& r) {
+      if (r->deadline > now) return false;
+      expired.push_back(r);
+      return true;
+    });
+    for (auto& r : expired) r->index(cairn::unexpected(base::errc::timeout));
+    it = rs.empty() ? reads_.erase(it) : std::next(it);
+  }
+  // Reads whose index the apply thread has not reached in time.
+  std::vector<applied_waiter> late;
+  {
+    std::lock_guard lock(applied_mu_);
+    for (auto it = applied_waiters_.begin(); it != applied_waiters_.end();) {
+      if (it->second.deadline <= now) {
+        late.push_back(std::move(it->second));
+        it = applied_waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : late) w.ready(cairn::unexpected(base::errc::timeout));
 }
 
 void server::propose_no_wait(request r) {
@@ -674,33 +719,55 @@ std::vector<alarm_member> server::alarms() const {
   return {alarms_.begin(), alarms_.end()};
 }
 
-bool server::wait_applied(std::uint64_t index, std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(applied_mu_);
-  return applied_cv_.wait_until(lock, deadline, [&] { return applied_.load() >= index; });
+cairn::expected<void, base::errc> server::wait_read_index() {
+  auto p = std::make_shared<std::promise<cairn::expected<void, base::errc>>>();
+  auto fut = p->get_future();
+  read_index_async([p](cairn::expected<void, base::errc> r) { p->set_value(r); });
+  return fut.get();  // every path ends: an answer, a timeout (expire_waiters) or the stop
 }
 
-cairn::expected<void, base::errc> server::wait_read_index() {
-  auto deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
+void server::read_index_async(std::function<void(cairn::expected<void, base::errc>)> ready) {
+  const auto deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
   auto rw = std::make_shared<read_waiter>();
-  auto fut = rw->index.get_future();
+  rw->deadline = deadline;
+  rw->index = [this, deadline, ready](cairn::expected<std::uint64_t, base::errc> index) {
+    if (!index) {
+      stats_.read_indexes_failed.fetch_add(1, std::memory_order_relaxed);
+      if (index.error() == base::errc::timeout) {
+        stats_.slow_read_indexes.fetch_add(1, std::memory_order_relaxed);
+      }
+      return ready(cairn::unexpected(index.error()));
+    }
+    {
+      std::lock_guard lock(applied_mu_);
+      if (applied_.load() < *index) {
+        applied_waiters_.emplace(*index, applied_waiter{deadline, ready});
+        return;
+      }
+    }
+    ready({});
+  };
   {
     std::lock_guard lock(loop_mu_);
-    if (stop_loop_) return cairn::unexpected(base::errc::stopped);
-    inbox_.push_back({rw});
+    if (!stop_loop_) {
+      inbox_.push_back({rw});
+      rw.reset();
+    }
   }
+  if (rw) return ready(cairn::unexpected(base::errc::stopped));
   loop_cv_.notify_one();
-  if (fut.wait_until(deadline) != std::future_status::ready) {
-    stats_.slow_read_indexes.fetch_add(1, std::memory_order_relaxed);
-    stats_.read_indexes_failed.fetch_add(1, std::memory_order_relaxed);
-    return cairn::unexpected(base::errc::timeout);
+}
+
+void server::release_applied_waiters() {
+  std::vector<applied_waiter> due;
+  {
+    std::lock_guard lock(applied_mu_);
+    const std::uint64_t applied = applied_.load();
+    auto end = applied_waiters_.upper_bound(applied);
+    for (auto it = applied_waiters_.begin(); it != end; ++it) due.push_back(std::move(it->second));
+    applied_waiters_.erase(applied_waiters_.begin(), end);
   }
-  auto index = fut.get();
-  if (!index) {
-    stats_.read_indexes_failed.fetch_add(1, std::memory_order_relaxed);
-    return cairn::unexpected(index.error());
-  }
-  if (!wait_applied(*index, deadline)) return cairn::unexpected(base::errc::timeout);
-  return {};
+  for (auto& w : due) w.ready({});
 }
 
 cairn::expected<mvcc::range_response, base::errc> server::range(const mvcc::range_request& r,
@@ -761,6 +828,7 @@ void server::raft_loop() {
       node_->tick();
       next_tick += cfg_.heartbeat;
       expire_waiters();
+      expire_reads();
     }
     // Every proposal queued meanwhile joins the same Ready, hence the same fdatasync.
     std::vector<std::shared_ptr<read_waiter>> readers;
@@ -797,7 +865,7 @@ void server::raft_loop() {
     if (!readers.empty()) {
       std::string ctx = schema::encode_u64(++next_read_);
       if (auto r = node_->read_index(ctx); !r) {
-        for (auto& rw : readers) rw->index.set_value(cairn::unexpected(base::errc::no_leader));
+        for (auto& rw : readers) rw->index(cairn::unexpected(base::errc::no_leader));
       } else {
         reads_[ctx] = std::move(readers);
       }
@@ -890,13 +958,13 @@ void server::handle_ready() {
   for (const auto& rs : rd.read_states) {
     auto it = reads_.find(rs.context);
     if (it == reads_.end()) continue;
-    for (auto& rw : it->second) rw->index.set_value(rs.index);
+    for (auto& rw : it->second) rw->index(rs.index);
     reads_.erase(it);
   }
   for (const auto& ctx : rd.dropped_reads) {
     auto it = reads_.find(ctx);
     if (it == reads_.end()) continue;
-    for (auto& rw : it->second) rw->index.set_value(cairn::unexpected(base::errc::leader_changed));
+    for (auto& rw : it->second) rw->index(cairn::unexpected(base::errc::leader_changed));
     reads_.erase(it);
   }
   node_->advance();
@@ -961,6 +1029,7 @@ void server::apply_loop() {
                   {"request-bytes", e.data().size()});
       }
     }
+    if (!batch.empty()) release_applied_waiters();
     if (compaction_started_ && !store_->compaction_pending()) {
       CAIRN_LOG(
           info, "finished scheduled compaction", {"compact-revision", store_->compact_rev()},

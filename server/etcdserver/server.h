@@ -198,6 +198,11 @@ class server {
   cairn::expected<mvcc::put_response, base::errc> put(const mvcc::put_request& r);
   cairn::expected<mvcc::delete_range_response, base::errc> delete_range(
       const mvcc::delete_range_request& r);
+  // Calls `ready` once this member may serve a linearizable read: a ReadIndex round confirmed
+  // the read point and the apply thread has reached it (or with why not: no leader, leader
+  // changed, timeout, stopped). Called from the raft loop or the apply thread: it must be quick
+  // (hand the read itself to another thread).
+  void read_index_async(std::function<void(cairn::expected<void, base::errc>)> ready);
   // A read-only txn (mvcc::is_read_only) is read like a range: after a ReadIndex round unless
   // `serializable` (every range in it serializable), without raft. Others go through raft.
   cairn::expected<mvcc::txn_response, base::errc> txn(const mvcc::txn_request& r,
@@ -261,6 +266,7 @@ class server {
   struct apply_result;
   struct waiter;
   struct read_waiter;
+  struct applied_waiter;
   struct loop_input;
 
   explicit server(server_config cfg);
@@ -269,13 +275,15 @@ class server {
   void propose_async(request r, std::function<void(apply_result)> done);
   // Raft loop, every tick: fails the waiters whose request timeout has passed.
   void expire_waiters();
+  void expire_reads();
+  // Apply thread, after each batch: linearizable reads whose index is now applied.
+  void release_applied_waiters();
   // Proposes without waiting for (or hearing of) the outcome: the lease loop's revokes and
   // checkpoints, which it retries if they never apply.
   void propose_no_wait(request r);
   void lease_loop();
   void restore_lease_keys();
   cairn::expected<void, base::errc> wait_read_index();
-  bool wait_applied(std::uint64_t index, std::chrono::steady_clock::time_point deadline);
   cairn::expected<void, base::errc> check_quota(std::int64_t cost);
   void raft_loop();
   void handle_ready();
@@ -350,6 +358,8 @@ class server {
   // Applied-index watchers (linearizable reads).
   std::mutex applied_mu_;
   std::condition_variable applied_cv_;
+  // Reads waiting for the applied index, by the index they need; guarded by applied_mu_.
+  std::multimap<std::uint64_t, applied_waiter> applied_waiters_;
 
   // Wait registry: request id → the caller waiting for its result.
   std::mutex wait_mu_;

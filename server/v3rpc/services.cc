@@ -365,15 +365,30 @@ void to_wire(const mvcc::txn_response& r, etcdserverpb::TxnResponse& out) {
   for (const auto& op : r.responses) to_wire(op, r.revision, *out.add_responses());
 }
 
-grpc::Status kv_service::Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest* req,
-                               etcdserverpb::RangeResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
-  if (req->key().empty()) return fail(base::errc::empty_key);
-  auto r = node_.range(from_wire(*req), req->serializable());
-  if (!r) return fail(r.error());
-  to_wire(*r, *resp);
-  fill_header(node_, r->revision, resp->mutable_header());
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* kv_service::Range(grpc::CallbackServerContext* ctx,
+                                            const etcdserverpb::RangeRequest* req,
+                                            etcdserverpb::RangeResponse* resp) {
+  auto* reactor = ctx->DefaultReactor();
+  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (req->key().empty()) return reactor->Finish(fail(base::errc::empty_key)), reactor;
+  auto read = [this, reactor, req, resp] {
+    auto r = node_.range(from_wire(*req), /*serializable=*/true);  // the local read
+    if (!r) return reactor->Finish(fail(r.error()));
+    to_wire(*r, *resp);
+    fill_header(node_, r->revision, resp->mutable_header());
+    reactor->Finish(grpc::Status::OK);
+  };
+  if (req->serializable()) {
+    read();
+    return reactor;
+  }
+  // Linearizable: once the ReadIndex round and the apply thread allow it, read on a reader
+  // thread (the callback comes on the raft loop or the apply thread, which must not read).
+  node_.read_index_async([this, reactor, read](cairn::expected<void, base::errc> ok) {
+    if (!ok) return reactor->Finish(fail(ok.error()));
+    readers_.run(read);
+  });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* kv_service::Put(grpc::CallbackServerContext* ctx,
@@ -424,8 +439,14 @@ grpc::ServerUnaryReactor* kv_service::Txn(grpc::CallbackServerContext* ctx,
   } else if (txn_serializable(*req)) {
     answer(node_.txn(t, true));  // a local read: quick, so on this callback thread
   } else {
-    // A linearizable read waits for a ReadIndex round: on a reader thread, never on gRPC's.
-    readers_.run([this, t = std::move(t), answer = std::move(answer)] { answer(node_.txn(t)); });
+    // Linearizable: after the ReadIndex round, read on a reader thread.
+    node_.read_index_async([this, t = std::move(t), answer = std::move(answer)](
+                               cairn::expected<void, base::errc> ok) mutable {
+      if (!ok) return answer(cairn::unexpected(ok.error()));
+      readers_.run([this, t = std::move(t), answer = std::move(answer)] {
+        answer(node_.txn(t, /*serializable=*/true));
+      });
+    });
   }
   return reactor;
 }

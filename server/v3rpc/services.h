@@ -138,18 +138,20 @@ class reader_pool {
   std::vector<std::thread> threads_;
 };
 
-// Writes (Put, DeleteRange, Txn) use gRPC's callback API: no thread waits for a proposal; the
-// node finishes the call from the thread that learns the outcome. Range and Compact stay
-// synchronous for now.
+// Range, Put, DeleteRange and Txn use gRPC's callback API: no thread waits for a proposal or a
+// ReadIndex round; the node finishes a write from the thread that learns the outcome, and a
+// linearizable read runs on a reader thread once its read point is applied. Compact stays
+// synchronous (rare, and it may wait for the compaction on disk).
 class kv_service final
-    : public etcdserverpb::KV::WithCallbackMethod_Put<
-          etcdserverpb::KV::WithCallbackMethod_DeleteRange<
-              etcdserverpb::KV::WithCallbackMethod_Txn<etcdserverpb::KV::Service>>> {
+    : public etcdserverpb::KV::WithCallbackMethod_Range<
+          etcdserverpb::KV::WithCallbackMethod_Put<etcdserverpb::KV::WithCallbackMethod_DeleteRange<
+              etcdserverpb::KV::WithCallbackMethod_Txn<etcdserverpb::KV::Service>>>> {
  public:
   kv_service(etcdserver::server& node, service_options options)
       : node_(node), options_(std::move(options)) {}
-  grpc::Status Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest* req,
-                     etcdserverpb::RangeResponse* resp) override;
+  grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx,
+                                  const etcdserverpb::RangeRequest* req,
+                                  etcdserverpb::RangeResponse* resp) override;
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx,
                                 const etcdserverpb::PutRequest* req,
                                 etcdserverpb::PutResponse* resp) override;
