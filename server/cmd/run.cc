@@ -132,7 +132,9 @@ int run(const config& cfg) {
   v3rpc::maintenance_service maintenance(n);
   v3rpc::cluster_service cluster(n, svc);
   v3rpc::auth_service auth(n);
-  v3rpc::lease_service lease(n);
+  v3rpc::lease_options lease_opts;
+  lease_opts.election_timeout = std::chrono::milliseconds(cfg.election_timeout_ms);
+  v3rpc::lease_service lease(n, lease_opts);
   v3rpc::lock_service lock(n);
   v3rpc::election_service election(n);
   v3rpc::watch_options watch_opts;
@@ -197,6 +199,7 @@ int run(const config& cfg) {
   (*listener)->stop();
   listener->reset();
   watch.stop();
+  lease.stop();
   node->reset();
   spdlog::info("stopped serving");
   return 0;

@@ -71,6 +71,7 @@ class KubePatterns : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 5s);
     server_.reset();
+    lease_->stop();
     watch_->stop();
     node_.reset();
     std::filesystem::remove_all(dir_);

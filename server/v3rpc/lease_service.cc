@@ -1,5 +1,6 @@
 #include "v3rpc/lease_service.h"
 
+#include <optional>
 #include <string_view>
 
 #include "v3rpc/errors.h"
@@ -22,47 +23,88 @@ void fill(etcdserver::server& node, etcdserverpb::ResponseHeader* h, std::int64_
   h->set_raft_term(node.term());
 }
 
-// One KeepAlive stream: read a request, renew, write the answer, read the next.
-class keep_alive final
+}  // namespace
+
+// One KeepAlive stream: read a request, renew, write the answer, read the next. A stream whose
+// metadata says `hasleader: true` is registered with the service, which ends it when the member
+// has had no leader for a while. `mu_` guards the finishing state: Finish is called once, never
+// while a write is outstanding.
+class lease_service::keep_alive final
     : public grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
  public:
-  explicit keep_alive(etcdserver::server& node) : node_(node) { StartRead(&req_); }
+  keep_alive(lease_service& svc, bool require_leader) : svc_(svc), registered_(require_leader) {
+    if (registered_) svc_.add_stream(this);
+    StartRead(&req_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side (or the call ended)
-      Finish(grpc::Status::OK);
+      finish(grpc::Status::OK);
       return;
     }
     std::int64_t ttl = 0;
-    auto r = node_.lease_renew(req_.id());
+    auto r = svc_.node_.lease_renew(req_.id());
     if (r) {
       ttl = *r;
     } else if (r.error() != base::errc::lease_not_found) {
-      Finish(to_grpc_status(r.error()));
+      finish(to_grpc_status(r.error()));
       return;
     }
     resp_.Clear();
-    fill(node_, resp_.mutable_header());
+    fill(svc_.node_, resp_.mutable_header());
     resp_.set_id(req_.id());
     resp_.set_ttl(ttl);
+    {
+      std::lock_guard lock(mu_);
+      if (finished_) return;
+      writing_ = true;
+    }
     StartWrite(&resp_);
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "context canceled"));
-      return;
+    std::optional<grpc::Status> pending;
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      pending = std::move(pending_);
     }
+    if (pending) return finish(*pending);
+    if (!ok) return finish(grpc::Status(grpc::StatusCode::CANCELLED, "context canceled"));
     StartRead(&req_);
   }
 
-  void OnDone() override { delete this; }
+  // Any thread. Ends the stream with `st` (after the write in flight, if any), once.
+  void finish(const grpc::Status& st) {
+    {
+      std::lock_guard lock(mu_);
+      if (finished_) return;
+      if (writing_) {
+        if (!pending_) pending_ = st;
+        return;
+      }
+      finished_ = true;
+    }
+    Finish(st);
+  }
+
+  void OnDone() override {
+    if (registered_) svc_.remove_stream(this);
+    delete this;
+  }
 
  private:
-  etcdserver::server& node_;
+  lease_service& svc_;
+  const bool registered_;
   LeaseKeepAliveRequest req_;
   LeaseKeepAliveResponse resp_;
+  std::mutex mu_;
+  bool finished_ = false;                // guarded by mu_
+  bool writing_ = false;                 // guarded by mu_
+  std::optional<grpc::Status> pending_;  // guarded by mu_
 };
+
+namespace {
 
 // A stream that ends at once with `status`.
 class refused final
@@ -99,7 +141,58 @@ grpc::Status lease_service::LeaseRevoke(grpc::ServerContext* ctx,
 grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>*
 lease_service::LeaseKeepAlive(grpc::CallbackServerContext* ctx) {
   if (lacks_leader(ctx, node_)) return new refused(to_grpc_status(base::errc::no_leader));
-  return new keep_alive(node_);
+  const bool require_leader = leader_required(ctx->client_metadata(), false).has_value();
+  return new keep_alive(*this, require_leader);
+}
+
+lease_service::lease_service(etcdserver::server& node, lease_options options)
+    : node_(node), options_(std::move(options)) {
+  if (!options_.leader) options_.leader = [this] { return node_.leader(); };
+  if (options_.election_timeout.count() <= 0) options_.election_timeout = std::chrono::seconds(1);
+  monitor_ = std::thread([this] { monitor(); });
+}
+
+lease_service::~lease_service() { stop(); }
+
+void lease_service::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+}
+
+void lease_service::add_stream(keep_alive* s) {
+  std::lock_guard lock(mu_);
+  leader_streams_.insert(s);
+}
+
+void lease_service::remove_stream(keep_alive* s) {
+  std::lock_guard lock(mu_);
+  leader_streams_.erase(s);
+}
+
+void lease_service::monitor() {
+  // etcd's monitorLeader: every election timeout, count how long there has been no leader; at
+  // max_no_leader_count, end every `hasleader` stream with "etcdserver: no leader".
+  int without = 0;
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, options_.election_timeout, [&] { return stop_; })) {
+    if (leader_streams_.empty()) {  // nothing to end: do not even ask the node
+      without = 0;
+      continue;
+    }
+    lock.unlock();
+    const bool leaderless = options_.leader() == 0;
+    lock.lock();
+    without = leaderless ? without + 1 : 0;
+    if (without < options_.max_no_leader_count) continue;
+#ifndef CAIRN_PLANTED_BUG_LEASE_KEEP_LEADERLESS_STREAMS
+    for (keep_alive* s : leader_streams_) s->finish(to_grpc_status(base::errc::no_leader));
+#endif
+  }
 }
 
 grpc::Status lease_service::LeaseTimeToLive(grpc::ServerContext* ctx,

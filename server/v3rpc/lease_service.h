@@ -17,18 +17,42 @@
 // revision for LeaseRevoke). A call with metadata `hasleader: true` fails with "etcdserver: no
 // leader" while there is none.
 //
-// Thread-safety: no mutable state of its own; reactors own their stream's buffers.
+// A `hasleader` KeepAlive stream is ended with "etcdserver: no leader" after 3 election timeouts
+// without a leader (a thread of the service looks every election timeout), as etcd ends it.
+//
+// Thread-safety: the set of `hasleader` streams has its own mutex; reactors own their buffers.
 #pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "etcdserver/server.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
 
 namespace cairn::v3rpc {
 
+struct lease_options {
+  // A `hasleader` KeepAlive stream ends after this many election timeouts in a row without a
+  // leader, as etcd's monitorLeader ends it (0 below: --election-timeout, else 1 s).
+  int max_no_leader_count = 3;
+  std::chrono::milliseconds election_timeout{0};
+  // The leader as the node sees it (0: none). Empty: node.leader(). Tests replace it.
+  std::function<std::uint64_t()> leader;
+};
+
 class lease_service final
     : public etcdserverpb::Lease::WithCallbackMethod_LeaseKeepAlive<etcdserverpb::Lease::Service> {
  public:
-  explicit lease_service(etcdserver::server& node) : node_(node) {}
+  explicit lease_service(etcdserver::server& node, lease_options options = {});
+  ~lease_service() override;
+  lease_service(const lease_service&) = delete;
+  lease_service& operator=(const lease_service&) = delete;
+  // Stops the leader monitor (before the node goes away). Idempotent.
+  void stop();
 
   grpc::Status LeaseGrant(grpc::ServerContext* ctx, const etcdserverpb::LeaseGrantRequest* req,
                           etcdserverpb::LeaseGrantResponse* resp) override;
@@ -44,7 +68,18 @@ class lease_service final
                            etcdserverpb::LeaseLeasesResponse* resp) override;
 
  private:
+  class keep_alive;
+  void add_stream(keep_alive* s);
+  void remove_stream(keep_alive* s);
+  void monitor();
+
   etcdserver::server& node_;
+  lease_options options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;                     // guarded by mu_
+  std::set<keep_alive*> leader_streams_;  // guarded by mu_
+  std::thread monitor_;
 };
 
 }  // namespace cairn::v3rpc

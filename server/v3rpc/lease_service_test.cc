@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -33,7 +34,10 @@ class LeaseServiceTest : public ::testing::Test {
     ASSERT_TRUE(n) << n.error().message;
     node_ = std::move(*n);
     kv_ = std::make_unique<kv_service>(*node_, service_options{});
-    lease_ = std::make_unique<lease_service>(*node_);
+    lease_options lo;
+    lo.election_timeout = 50ms;
+    lo.leader = [this] { return leaderless_ ? std::uint64_t{0} : node_->leader(); };
+    lease_ = std::make_unique<lease_service>(*node_, lo);
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -48,6 +52,7 @@ class LeaseServiceTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 5s);
     server_.reset();
+    lease_->stop();
     node_.reset();
     std::filesystem::remove_all(dir_);
   }
@@ -92,6 +97,7 @@ class LeaseServiceTest : public ::testing::Test {
     return resp.count();
   }
 
+  std::atomic<bool> leaderless_{false};
   std::string dir_;
   std::unique_ptr<etcdserver::server> node_;
   std::unique_ptr<kv_service> kv_;
@@ -240,6 +246,44 @@ TEST_F(LeaseServiceTest, KeepAliveStreamKeepsKeysUntilItStops) {
   for (int i = 0; i < 300 && count("k/") > 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(count("k/"), 0);
   EXPECT_EQ(ttl(g.id(), false).ttl(), -1);
+}
+
+// etcd ends a `hasleader` KeepAlive stream after 3 election timeouts without a leader; a
+// stream without the metadata goes on.
+TEST_F(LeaseServiceTest, HasLeaderKeepAliveStreamsEndWithoutALeader) {
+  auto g = grant(60);
+  grpc::ClientContext with_ctx, without_ctx;
+  with_ctx.AddMetadata("hasleader", "true");
+  // A bound, so that a server that never ends the stream fails the test instead of hanging it.
+  with_ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  auto with = stub_->LeaseKeepAlive(&with_ctx);
+  auto without = stub_->LeaseKeepAlive(&without_ctx);
+  etcdserverpb::LeaseKeepAliveRequest req;
+  req.set_id(g.id());
+  etcdserverpb::LeaseKeepAliveResponse resp;
+  for (auto* s : {with.get(), without.get()}) {
+    ASSERT_TRUE(s->Write(req));
+    ASSERT_TRUE(s->Read(&resp));
+    EXPECT_EQ(resp.ttl(), 60);
+  }
+  // A leader the whole time: both go on past several monitor periods.
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(with->Write(req));
+  ASSERT_TRUE(with->Read(&resp));
+  leaderless_ = true;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(with->Read(&resp));  // ended by the server
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 100ms);  // not at once: 3 periods of 50 ms
+  auto st = with->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(st.error_message(), "etcdserver: no leader");
+  // The other stream still answers (the node itself still renews).
+  ASSERT_TRUE(without->Write(req));
+  ASSERT_TRUE(without->Read(&resp));
+  EXPECT_EQ(resp.ttl(), 60);
+  without->WritesDone();
+  EXPECT_TRUE(without->Finish().ok());
 }
 
 }  // namespace

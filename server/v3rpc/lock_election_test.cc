@@ -58,6 +58,7 @@ class LockElectionTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 5s);
     server_.reset();
+    lease_->stop();
     node_.reset();
     std::filesystem::remove_all(dir_);
   }
