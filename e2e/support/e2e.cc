@@ -306,4 +306,82 @@ void cairn_server::restart() {
 
 std::string cairn_server::endpoint() const { return "127.0.0.1:" + std::to_string(client_port_); }
 
+cairn_cluster::cairn_cluster(const fs::path& dir, int size,
+                             const std::vector<std::string>& extra_flags)
+    : dir_(dir), extra_flags_(extra_flags) {
+  fs::create_directories(dir_);
+  for (int i = 0; i < size; ++i) members_.push_back({free_port(), free_port(), 0, nullptr});
+}
+
+std::string cairn_cluster::endpoint(int i) const {
+  return "127.0.0.1:" + std::to_string(members_[i].client_port);
+}
+
+std::string cairn_cluster::endpoints() const {
+  std::string out;
+  for (int i = 0; i < size(); ++i) out += (i ? "," : "") + endpoint(i);
+  return out;
+}
+
+std::string cairn_cluster::peer_url(int i) const {
+  return "http://127.0.0.1:" + std::to_string(members_[i].peer_port);
+}
+
+std::string cairn_cluster::initial_cluster() const {
+  std::string out;
+  for (int i = 0; i < size(); ++i) out += (i ? "," : "") + name(i) + "=" + peer_url(i);
+  return out;
+}
+
+fs::path cairn_cluster::data_dir(int i) const { return dir_ / name(i); }
+
+std::vector<std::string> cairn_cluster::argv(int i) const {
+  const std::string client = "http://" + endpoint(i);
+  std::vector<std::string> argv = {
+      cairn_binary().string(),
+      "--name=" + name(i),
+      "--data-dir=" + data_dir(i).string(),
+      "--listen-client-urls=" + client,
+      "--advertise-client-urls=" + client,
+      "--listen-peer-urls=" + peer_url(i),
+      "--initial-advertise-peer-urls=" + peer_url(i),
+      "--initial-cluster=" + initial_cluster(),
+      "--initial-cluster-token=cairn-e2e",
+      "--heartbeat-interval=50",
+      "--election-timeout=" + std::to_string(election_ms),
+  };
+  argv.insert(argv.end(), extra_flags_.begin(), extra_flags_.end());
+  return argv;
+}
+
+void cairn_cluster::start(int i, const std::vector<std::string>& flags) {
+  auto& m = members_[i];
+  auto args = argv(i);
+  args.insert(args.end(), flags.begin(), flags.end());
+  m.proc.reset();
+  m.proc =
+      std::make_unique<process>(args, dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"));
+  if (!m.proc->wait_for_port(m.client_port)) {
+    throw std::runtime_error(name(i) + " did not start; log:\n" + m.proc->log());
+  }
+}
+
+void cairn_cluster::start_all() {
+  for (int i = 0; i < size(); ++i) {
+    auto& m = members_[i];
+    m.proc.reset();
+    m.proc = std::make_unique<process>(
+        argv(i), dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"));
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (!members_[i].proc->wait_for_port(members_[i].client_port)) {
+      throw std::runtime_error(name(i) + " did not start; log:\n" + members_[i].proc->log());
+    }
+  }
+}
+
+void cairn_cluster::kill(int i) {
+  if (members_[i].proc) members_[i].proc->kill_now();
+}
+
 }  // namespace cairn::e2e

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -119,6 +120,43 @@ class cairn_server {
   int peer_port_;
   int starts_ = 0;
   std::optional<process> proc_;
+};
+
+// `size` members of one `cairn` cluster on free loopback ports (names m1..mN, token
+// "cairn-e2e", heartbeat 50 ms and election timeout 500 ms unless `extra_flags` say otherwise),
+// each with its data under `dir`. Members are numbered from 0. Nothing starts until start().
+class cairn_cluster {
+ public:
+  static constexpr int election_ms = 500;
+  cairn_cluster(const std::filesystem::path& dir, int size,
+                const std::vector<std::string>& extra_flags = {});
+  int size() const { return static_cast<int>(members_.size()); }
+  // Starts every member at once (they elect among themselves); waits for their client ports.
+  void start_all();
+  // (Re)starts member i on its data directory, with `flags` after the usual ones.
+  void start(int i, const std::vector<std::string>& flags = {});
+  void kill(int i);  // SIGKILL
+  bool running(int i) { return members_[i].proc && !members_[i].proc->exited(); }
+  process& proc(int i) { return *members_[i].proc; }
+  std::string name(int i) const { return "m" + std::to_string(i + 1); }
+  std::string endpoint(int i) const;  // 127.0.0.1:<client port>
+  std::string endpoints() const;      // every member's, comma-separated
+  std::string peer_url(int i) const;  // http://127.0.0.1:<peer port>
+  std::string initial_cluster() const;
+  std::filesystem::path data_dir(int i) const;
+  // The argument list start(i) uses (for tests that start a member their own way).
+  std::vector<std::string> argv(int i) const;
+
+ private:
+  struct member {
+    int client_port;
+    int peer_port;
+    int starts = 0;
+    std::unique_ptr<process> proc;
+  };
+  std::filesystem::path dir_;
+  std::vector<std::string> extra_flags_;
+  std::vector<member> members_;
 };
 
 }  // namespace cairn::e2e

@@ -277,7 +277,7 @@ constexpr flag_spec table[] = {
      field<&config::initial_election_tick_advance>()},
     {"listen-peer-urls", g::member, "http://localhost:2380",
      "Comma-separated URLs to accept peer (raft) traffic on; hosts must be IPs or localhost.",
-     later, field<&config::listen_peer_urls>()},
+     acted, field<&config::listen_peer_urls>()},
     {"listen-client-urls", g::member, "http://localhost:2379",
      "Comma-separated URLs to serve clients on (gRPC, and HTTP unless "
      "--listen-client-http-urls is given).",
@@ -363,7 +363,7 @@ constexpr flag_spec table[] = {
     {"initial-cluster", g::clustering, "default=http://localhost:2380",
      "Members to bootstrap with, as name=peer-url,... (default: this member alone, from "
      "--name and --initial-advertise-peer-urls).",
-     later, field<&config::initial_cluster>()},
+     acted, field<&config::initial_cluster>()},
     {"initial-cluster-state", g::clustering, "new",
      "'new' to bootstrap a new cluster, 'existing' to join one.", later,
      field<&config::initial_cluster_state>()},

@@ -67,6 +67,8 @@ TEST(Help, ActedOnIsHonest) {
       "max-concurrent-streams", "grpc-keepalive-min-time", "grpc-keepalive-interval",
       "grpc-keepalive-timeout", "socket-reuse-port", "max-txn-ops", "advertise-client-urls",
       "initial-advertise-peer-urls", "strict-reconfig-check",
+      // run.cc → etcdserver::server_config (the initial members) and transport::peer_listener
+      "initial-cluster", "listen-peer-urls",
       // run.cc → v3rpc::watch_options
       "experimental-watch-progress-notify-interval", "watch-progress-notify-interval",
       // run.cc → etcdserver::server_config (the lessor's checkpoints)

@@ -12,6 +12,7 @@
 #include "http/health.h"
 #include "http/router.h"
 #include "metrics/exporter.h"
+#include "transport/peer_transport.h"
 #include "v3rpc/client_listener.h"
 #include "v3rpc/gateway.h"
 #include "v3rpc/grpc_metrics.h"
@@ -43,7 +44,19 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
   etcdserver::server_config s;
   s.name = cfg.name;
   s.data_dir = cfg.data_dir.empty() ? cfg.name + ".cairn" : cfg.data_dir;
-  s.initial_cluster = cfg.initial_cluster;
+  // Normalized (each URL as etcd prints it), since the member ids hash the URLs' text.
+  if (!cfg.initial_cluster.empty()) {
+    auto members = parse_initial_cluster(cfg.initial_cluster);
+    if (!members) return std::unexpected("--initial-cluster: " + members.error());
+    for (const auto& m : *members) {
+      for (const auto& u : m.peer_urls) {
+        if (!s.initial_cluster.empty()) s.initial_cluster += ',';
+        s.initial_cluster += m.name + "=" + u.to_string();
+      }
+    }
+  }
+  s.advertise_peer_urls = to_strings(cfg.initial_advertise_peer_urls);
+  s.advertise_client_urls = to_strings(cfg.advertise_client_urls);
   s.initial_cluster_token = cfg.initial_cluster_token;
   s.heartbeat = std::chrono::milliseconds(cfg.heartbeat_interval_ms);
   s.election = std::chrono::milliseconds(cfg.election_timeout_ms);
@@ -111,12 +124,26 @@ int run(const config& cfg) {
     return 1;
   }
   spdlog::info("starting member {} in data dir {}", cfg.name, node_cfg->data_dir);
+  transport::transport_options topts;
+  if (node_cfg->request_timeout.count() > 0) topts.request_timeout = node_cfg->request_timeout;
+  transport::peer_transport peers(topts);
+  node_cfg->peers = &peers;
   auto node = etcdserver::server::start(*node_cfg);
   if (!node) {
     spdlog::error("cannot start the member: {}", node.error().message);
     return 1;
   }
   etcdserver::server& n = **node;
+  peers.attach(n);
+  transport::peer_service peer_svc(n, peers);
+  auto peer_listener = transport::peer_listener::start(to_strings(cfg.listen_peer_urls), peer_svc);
+  if (!peer_listener) {
+    spdlog::error("cannot listen for peers: {}", peer_listener.error());
+    return 1;
+  }
+  for (const auto& a : (*peer_listener)->addresses()) {
+    spdlog::info("serving peer traffic on {}", a);
+  }
 
   v3rpc::service_options svc;
   svc.max_txn_ops = cfg.max_txn_ops;
@@ -200,6 +227,8 @@ int run(const config& cfg) {
   listener->reset();
   watch.stop();
   lease.stop();
+  (*peer_listener)->stop();
+  peers.stop();
   node->reset();
   spdlog::info("stopped serving");
   return 0;

@@ -15,7 +15,8 @@
 //   kind 6 lease grant      := i64 id | i64 ttl
 //   kind 7 lease revoke     := i64 id
 //   kind 8 lease checkpoint := u32 n | n × (i64 id | i64 remaining_ttl)
-//   (kinds 6-8 were added without a version change: entries written before them decode as
+//   kind 9 member attributes := u64 member_id | name | u32 n | n × client url
+//   (kinds 6-9 were added without a version change: entries written before them decode as
 //   before, and an older build refuses the new kinds instead of misreading them)
 //
 // Decoding rejects trailing bytes, short input and out-of-range enum values. Nesting depth of
@@ -303,13 +304,18 @@ std::string encode_request(const request& r) {
           w.i64(v.ttl);
         } else if constexpr (std::is_same_v<T, lease_revoke_request>) {
           w.i64(v.id);
-        } else {
-          static_assert(std::is_same_v<T, lease_checkpoint_request>);
+        } else if constexpr (std::is_same_v<T, lease_checkpoint_request>) {
           w.u32(static_cast<std::uint32_t>(v.checkpoints.size()));
           for (const auto& c : v.checkpoints) {
             w.i64(c.id);
             w.i64(c.remaining_ttl);
           }
+        } else {
+          static_assert(std::is_same_v<T, member_attributes_request>);
+          w.u64(v.member_id);
+          w.str(v.name);
+          w.u32(static_cast<std::uint32_t>(v.client_urls.size()));
+          for (const auto& u : v.client_urls) w.str(u);
         }
       },
       r.op);
@@ -366,6 +372,15 @@ std::optional<request> decode_request(std::string_view bytes) {
         c.checkpoints.push_back(cp);
       }
       q.op = std::move(c);
+      break;
+    }
+    case 9: {
+      member_attributes_request m;
+      m.member_id = r.u64();
+      m.name = r.str();
+      auto n = r.u32();
+      for (std::uint32_t i = 0; i < n && r.ok(); ++i) m.client_urls.push_back(r.str());
+      q.op = std::move(m);
       break;
     }
     default:

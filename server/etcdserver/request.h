@@ -67,11 +67,22 @@ struct lease_checkpoint_request {
                          const lease_checkpoint_request&) = default;
 };
 
+// A member's attributes as it publishes them when it starts (etcd's attributes: the name and
+// the client URLs); applied to the members bucket.
+struct member_attributes_request {
+  std::uint64_t member_id = 0;
+  std::string name;
+  std::vector<std::string> client_urls;
+  friend bool operator==(const member_attributes_request&,
+                         const member_attributes_request&) = default;
+};
+
 struct request {
   std::uint64_t id = 0;
   // New kinds go at the end: the kind byte on disk is the alternative's position + 1.
   std::variant<mvcc::put_request, mvcc::delete_range_request, mvcc::txn_request, compact_request,
-               alarm_request, lease_grant_request, lease_revoke_request, lease_checkpoint_request>
+               alarm_request, lease_grant_request, lease_revoke_request, lease_checkpoint_request,
+               member_attributes_request>
       op;
   friend bool operator==(const request&, const request&) = default;
 };

@@ -34,6 +34,9 @@ TEST(RequestTest, EveryKindRoundTrips) {
   rs.push_back({4, compact_request{99, true}});
   rs.push_back(
       {~std::uint64_t{0}, alarm_request{alarm_action::deactivate, 77, alarm_type::nospace}});
+  rs.push_back(
+      {5, member_attributes_request{0x4036b1db24775ea0, "m1", {"http://a:1", "http://b:2"}}});
+  rs.push_back({6, member_attributes_request{1, "", {}}});
   for (const auto& r : rs) {
     auto bytes = encode_request(r);
     auto back = decode_request(bytes);

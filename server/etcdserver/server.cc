@@ -26,6 +26,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/crc32c.h"
 #include "base/log.h"
 #include "schema/schema.h"
@@ -156,14 +158,17 @@ cairn::expected<std::unique_ptr<server>, server_error> server::start(server_conf
   s->apply_thread_ = std::thread([p = s.get()] { p->apply_loop(); });
   s->lease_thread_ = std::thread([p = s.get()] { p->lease_loop(); });
   // A lone member elects itself at once (raft_loop campaigns); wait for that so the first
-  // request does not meet "no leader".
-  auto deadline = std::chrono::steady_clock::now() + s->cfg_.request_timeout;
-  while (s->leader_.load() != s->member_id_) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return cairn::unexpected(server_error{"no leader elected within the request timeout"});
+  // request does not meet "no leader". Members of a larger cluster elect one by ticks.
+  if (s->conf_.voters_size() == 1 && s->conf_.voters(0) == s->member_id_) {
+    auto deadline = std::chrono::steady_clock::now() + s->cfg_.request_timeout;
+    while (s->leader_.load() != s->member_id_) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return cairn::unexpected(server_error{"no leader elected within the request timeout"});
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds{1});
   }
+  s->publisher_ = std::thread([p = s.get()] { p->publish_attributes(); });
   if (s->cfg_.auto_compaction) {
     auto opts = *s->cfg_.auto_compaction;
     bool on = opts.mode == compaction_mode::periodic ? opts.period.count() > 0 : opts.revisions > 0;
@@ -254,18 +259,20 @@ cairn::expected<void, server_error> server::open() {
                               ": a bootstrap did not finish (no format file); remove the "
                               "directory to start over"));
     }
-    std::string seed = cfg_.name;
-    seed.push_back('\0');
-    seed += cfg_.initial_cluster;
-    seed.push_back('\0');
-    seed += cfg_.initial_cluster_token;
-    member_id_ = fnv1a(seed);
-    if (member_id_ == 0) member_id_ = 1;
-    cluster_id_ = fnv1a(cfg_.initial_cluster_token, fnv1a(schema::encode_u64(member_id_)));
+    auto initial = initial_members();
+    if (!initial) return err(initial.error());
+    bootstrap_members_ = std::move(*initial);
+    std::vector<std::uint64_t> ids;
+    member_id_ = 0;
+    for (const auto& m : bootstrap_members_) {
+      ids.push_back(m.id);
+      if (m.name == cfg_.name) member_id_ = m.id;
+    }
+    cluster_id_ = compute_cluster_id(ids);
     if (auto r = base::create_dirs(*fs_, snap_dir); !r) return err(r.error().message);
     snapshot.mutable_metadata()->set_index(1);
     snapshot.mutable_metadata()->set_term(1);
-    snapshot.mutable_metadata()->mutable_conf_state()->add_voters(member_id_);
+    for (auto id : ids) snapshot.mutable_metadata()->mutable_conf_state()->add_voters(id);
     if (auto r = snapshotter_->save(snapshot); !r) return err(r.error().message);
     auto w = wal::wal::create(
         *fs_, wal_dir,
@@ -308,9 +315,19 @@ cairn::expected<void, server_error> server::open() {
                      .count());
   }
   if (!*has_format) {
-    // The bootstrap snapshot stands for index 1: the (empty) db covers it.
+    // The bootstrap snapshot stands for index 1: the (empty) db covers it, and the members.
+    for (const auto& m : bootstrap_members_) members_.put(*backend_, m);
     schema::write_consistent_index(*backend_, {1, 1});
     backend_->sync();
+  }
+  members_.load(*backend_);
+  if (members_.list().empty()) {
+    // A data directory from before the members bucket: this member alone.
+    etcdserver::member self;
+    self.id = member_id_;
+    self.name = cfg_.name;
+    self.peer_urls = cfg_.advertise_peer_urls;
+    members_.put(*backend_, self);
   }
   store_ = mvcc::store::open(*backend_);
   lease::lessor_config lc;
@@ -408,6 +425,7 @@ void server::shutdown(bool crash) {
   }
   lease_cv_.notify_all();
   if (lease_thread_.joinable()) lease_thread_.join();
+  if (publisher_.joinable()) publisher_.join();
   {
     std::lock_guard lock(apply_mu_);
     stop_apply_ = true;
@@ -671,9 +689,14 @@ cairn::expected<std::int64_t, base::errc> server::lease_revoke(std::int64_t id) 
 }
 
 cairn::expected<std::int64_t, base::errc> server::lease_renew(std::int64_t id) {
-  // A single member renews on its own lessor; a follower would forward to the leader (etcd does
-  // so over the peer URL) once there are followers.
-  if (leader_.load() == 0) return cairn::unexpected(base::errc::no_leader);
+  // The leader renews on its own lessor; a follower forwards to the leader over the peer URL,
+  // as etcd does.
+  const std::uint64_t leader = leader_.load();
+  if (leader == 0) return cairn::unexpected(base::errc::no_leader);
+  if (leader != member_id_) {
+    if (cfg_.peers == nullptr) return cairn::unexpected(base::errc::not_leader);
+    return cfg_.peers->lease_renew(leader, id);
+  }
   auto r = lessor_->renew(lease::lease_id{id});
   if (!r) return cairn::unexpected(r.error());
   if (r->clear_checkpoint) propose_no_wait({0, lease_checkpoint_request{{{id, 0}}}});
@@ -795,6 +818,132 @@ status_info server::status() {
   return s;
 }
 
+cairn::expected<std::vector<member>, std::string> server::initial_members() const {
+  // "name=url,name=url2,other=url3": one member per name, in order of first appearance.
+  std::vector<member> out;
+  std::string text = cfg_.initial_cluster;
+  if (text.empty()) {
+    for (const auto& u : cfg_.advertise_peer_urls) {
+      if (!text.empty()) text += ',';
+      absl::StrAppend(&text, cfg_.name, "=", u);
+    }
+  }
+  for (absl::string_view piece : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::string_view item(piece.data(), piece.size());
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos || eq == 0) {
+      return cairn::unexpected(absl::StrCat("--initial-cluster: entry \"", std::string(item),
+                                            "\" is not of the form name=url"));
+    }
+    std::string name(item.substr(0, eq));
+    std::string url(item.substr(eq + 1));
+    auto it = std::find_if(out.begin(), out.end(), [&](const member& m) { return m.name == name; });
+    if (it == out.end()) {
+      member m;
+      m.name = std::move(name);
+      m.peer_urls.push_back(std::move(url));
+      out.push_back(std::move(m));
+    } else {
+      it->peer_urls.push_back(std::move(url));
+    }
+  }
+  if (out.empty()) {
+    // No peer URLs at all (a test's in-process node): this member alone, on a name-based id.
+    member m;
+    m.name = cfg_.name;
+    m.id = fnv1a(absl::StrCat(cfg_.name, "\0", cfg_.initial_cluster_token));
+    if (m.id == 0) m.id = 1;
+    out.push_back(std::move(m));
+    return out;
+  }
+  auto self =
+      std::find_if(out.begin(), out.end(), [&](const member& m) { return m.name == cfg_.name; });
+  if (self == out.end()) {
+    return cairn::unexpected(absl::StrCat("couldn't find local name \"", cfg_.name,
+                                          "\" in the initial cluster configuration"));
+  }
+  if (!cfg_.advertise_peer_urls.empty()) {
+    // etcd's advertiseMatchesCluster.
+    std::vector<std::string> in_cluster = self->peer_urls, advertised = cfg_.advertise_peer_urls;
+    std::sort(in_cluster.begin(), in_cluster.end());
+    std::sort(advertised.begin(), advertised.end());
+    std::vector<std::string> missing;
+    for (const auto& u : in_cluster) {
+      if (!std::binary_search(advertised.begin(), advertised.end(), u)) {
+        missing.push_back(absl::StrCat(cfg_.name, "=", u));
+      }
+    }
+    if (!missing.empty()) {
+      return cairn::unexpected(absl::StrCat(
+          "--initial-cluster has ", absl::StrJoin(missing, ","),
+          " but missing from --initial-advertise-peer-urls=", absl::StrJoin(advertised, ",")));
+    }
+    for (const auto& u : advertised) {
+      if (!std::binary_search(in_cluster.begin(), in_cluster.end(), u)) missing.push_back(u);
+    }
+    if (!missing.empty()) {
+      std::vector<std::string> mine;
+      for (const auto& u : advertised) mine.push_back(absl::StrCat(cfg_.name, "=", u));
+      return cairn::unexpected(
+          absl::StrCat("--initial-advertise-peer-urls has ", absl::StrJoin(missing, ","),
+                       " but missing from --initial-cluster=", absl::StrJoin(mine, ",")));
+    }
+  }
+  std::set<std::uint64_t> ids;
+  for (auto& m : out) {
+    m.id = compute_member_id(m.peer_urls, cfg_.initial_cluster_token);
+    if (!ids.insert(m.id).second) {
+      return cairn::unexpected(absl::StrCat("--initial-cluster: member ", m.name,
+                                            " has the same peer URLs as another member"));
+    }
+  }
+  return out;
+}
+
+void server::report_unreachable(std::uint64_t peer) {
+  raftpb::Message m;
+  m.set_type(raftpb::MSG_UNREACHABLE);
+  m.set_from(peer);
+  step(std::move(m));
+}
+
+void server::report_snapshot(std::uint64_t peer, bool ok) {
+  raftpb::Message m;
+  m.set_type(raftpb::MSG_SNAP_STATUS);
+  m.set_from(peer);
+  m.set_reject(!ok);
+  step(std::move(m));
+}
+
+void server::publish_attributes() {
+  // etcd's publish: the member's name and client URLs, through raft, until it sticks.
+  member_attributes_request attrs{member_id_, cfg_.name, cfg_.advertise_client_urls};
+  if (auto me = members_.get(member_id_);
+      me && me->name == attrs.name && me->client_urls == attrs.client_urls) {
+    return;  // already published with these values (a restart with the same flags)
+  }
+  while (true) {
+    {
+      std::unique_lock lock(lease_mu_);
+      if (stop_lease_) return;
+    }
+    if (leader_.load() != 0) {
+      auto r = propose({0, attrs});
+      if (r) {
+        CAIRN_LOG(info, "published local member to cluster through raft",
+                  {"local-member-id", fmt::format("{:x}", member_id_)},
+                  {"cluster-id", fmt::format("{:x}", cluster_id_)});
+        return;
+      }
+      if (r.error() == base::errc::stopped) return;
+    }
+    std::unique_lock lock(lease_mu_);
+    if (lease_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return stop_lease_; })) {
+      return;
+    }
+  }
+}
+
 void server::step(raftpb::Message m) {
   {
     std::lock_guard lock(loop_mu_);
@@ -852,7 +1001,13 @@ void server::raft_loop() {
       } else if (auto* rw = std::get_if<std::shared_ptr<read_waiter>>(&in.v)) {
         readers.push_back(std::move(*rw));
       } else if (auto* m = std::get_if<raftpb::Message>(&in.v)) {
-        if (auto r = node_->step(*m); !r) {
+        if (m->type() == raftpb::MSG_UNREACHABLE) {
+          node_->report_unreachable(raft::node_id{m->from()});
+        } else if (m->type() == raftpb::MSG_SNAP_STATUS) {
+          node_->report_snapshot(raft::node_id{m->from()}, m->reject()
+                                                               ? raft::snapshot_status::failure
+                                                               : raft::snapshot_status::finished);
+        } else if (auto r = node_->step(*m); !r) {
           spdlog::warn("etcdserver: dropped a raft message: {}", raft::to_string(r.error()));
         }
       } else {
@@ -1257,6 +1412,14 @@ server::apply_result server::apply_request(const request& r) {
           compaction_started_ = std::chrono::steady_clock::now();
           if (op.physical) store_->finish_compaction();
           return {apply_value(compact_response{store_->rev()})};
+        } else if constexpr (std::is_same_v<T, member_attributes_request>) {
+          auto m = members_.get(op.member_id);
+          if (m) {
+            m->name = op.name;
+            m->client_urls = op.client_urls;
+            members_.put(*backend_, *m);
+          }
+          return {apply_value(lease_checkpointed{})};
         } else {
           std::vector<alarm_member> out;
           alarm_member m{op.member_id, op.alarm};

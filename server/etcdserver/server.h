@@ -48,6 +48,7 @@
 #include "base/file.h"
 #include "base/stats.h"
 #include "etcdserver/compactor.h"
+#include "etcdserver/membership.h"
 #include "etcdserver/request.h"
 #include "lease/lessor.h"
 #include "mvcc/kv.h"
@@ -71,13 +72,25 @@ class transport {
  public:
   virtual ~transport() = default;
   virtual void send(std::vector<raftpb::Message> msgs) = 0;
+  // Renews a lease on the leader (a follower's KeepAlive forwards there). Blocks up to the
+  // request timeout; any thread.
+  virtual cairn::expected<std::int64_t, base::errc> lease_renew(std::uint64_t leader,
+                                                                std::int64_t id) = 0;
 };
 
 struct server_config {
   std::string name = "default";
   std::string data_dir;
-  std::string initial_cluster;  // "name=url,..." as given; only hashed into the ids for now
+  // "name=url,..." as --initial-cluster gives it (empty: this member alone, on
+  // advertise_peer_urls). A new data directory bootstraps a cluster of these members, with
+  // etcd's member and cluster ids (membership.h).
+  std::string initial_cluster;
   std::string initial_cluster_token = "etcd-cluster";
+  // --initial-advertise-peer-urls and --advertise-client-urls of this member. When given, the
+  // first must be this member's URLs in initial_cluster; the second is published to the
+  // cluster when the member starts.
+  std::vector<std::string> advertise_peer_urls;
+  std::vector<std::string> advertise_client_urls;
   std::chrono::milliseconds heartbeat{100};
   std::chrono::milliseconds election{1000};
   std::uint64_t snapshot_count = 100000;
@@ -248,6 +261,11 @@ class server {
   void step(raftpb::Message m);
 
   const server_stats& stats() const { return stats_; }
+  const membership& members() const { return members_; }
+  // The raft transport tells the node that a peer could not be reached.
+  void report_unreachable(std::uint64_t peer);
+  // ... and how sending it a snapshot ended.
+  void report_snapshot(std::uint64_t peer, bool ok);
   std::uint64_t quota_bytes() const { return cfg_.quota_bytes; }
 
   mvcc::store& store() { return *store_; }
@@ -299,6 +317,14 @@ class server {
 
   server_config cfg_;
   server_stats stats_;
+  membership members_;
+  // Publishes this member's name and client URLs through raft, retrying until it succeeds.
+  void publish_attributes();
+  std::thread publisher_;
+  // --initial-cluster read into members with etcd's ids; checked against this member's name
+  // and advertised peer URLs with etcd's errors.
+  cairn::expected<std::vector<member>, std::string> initial_members() const;
+  std::vector<member> bootstrap_members_;  // a new data directory's members (open() only)
   base::file_system* fs_;
   std::uint64_t member_id_ = 0;
   std::uint64_t cluster_id_ = 0;

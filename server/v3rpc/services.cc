@@ -599,11 +599,14 @@ grpc::Status cluster_service::MemberList(grpc::ServerContext* ctx,
                                          const etcdserverpb::MemberListRequest*,
                                          etcdserverpb::MemberListResponse* resp) {
   if (auto e = leader_required(ctx, node_)) return fail(*e);
-  auto* m = resp->add_members();
-  m->set_id(node_.member_id());
-  m->set_name(opts_.self.name);
-  for (const auto& u : opts_.self.peer_urls) m->add_peerurls(u);
-  for (const auto& u : opts_.self.client_urls) m->add_clienturls(u);
+  for (const auto& mem : node_.members().list()) {
+    auto* m = resp->add_members();
+    m->set_id(mem.id);
+    m->set_name(mem.name);
+    for (const auto& u : mem.peer_urls) m->add_peerurls(u);
+    for (const auto& u : mem.client_urls) m->add_clienturls(u);
+    m->set_islearner(mem.is_learner);
+  }
   // Membership requests carry no store revision.
   fill_header(node_, 0, resp->mutable_header());
   return grpc::Status::OK;

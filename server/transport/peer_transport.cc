@@ -1,0 +1,362 @@
+#include "transport/peer_transport.h"
+
+#include <fmt/format.h>
+
+#include <utility>
+
+#include "base/log.h"
+
+namespace cairn::transport {
+
+std::optional<std::string> dial_target(const std::string& peer_url) {
+  constexpr std::string_view http = "http://";
+  if (!peer_url.starts_with(http)) return std::nullopt;
+  std::string rest = peer_url.substr(http.size());
+  if (auto slash = rest.find('/'); slash != std::string::npos) rest.resize(slash);
+  if (rest.empty()) return std::nullopt;
+  return rest;
+}
+
+struct peer_transport::peer {
+  std::uint64_t id = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<raftpb::Message> queue;    // guarded by mu
+  bool stop = false;                    // guarded by mu
+  grpc::ClientContext* live = nullptr;  // the stream being written, to cancel at stop
+  std::string url;                      // the URL the channel dials
+  std::shared_ptr<grpc::Channel> channel;
+  std::thread sender;
+};
+
+peer_transport::peer_transport(transport_options opts) : opts_(opts) {}
+
+peer_transport::~peer_transport() { stop(); }
+
+void peer_transport::attach(etcdserver::server& node) { node_ = &node; }
+
+void peer_transport::stop() {
+  std::map<std::uint64_t, std::unique_ptr<peer>> peers;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    peers.swap(peers_);
+  }
+  for (auto& [id, p] : peers) {
+    std::lock_guard lock(p->mu);
+    p->stop = true;
+    if (p->live != nullptr) p->live->TryCancel();
+    p->cv.notify_all();
+  }
+  for (auto& [id, p] : peers) {
+    if (p->sender.joinable()) p->sender.join();
+  }
+}
+
+peer_transport::peer& peer_transport::peer_for(std::uint64_t id) {
+  auto& slot = peers_[id];
+  if (!slot) {
+    slot = std::make_unique<peer>();
+    slot->id = id;
+    slot->sender = std::thread([this, p = slot.get()] { run_sender(*p, false); });
+  }
+  return *slot;
+}
+
+void peer_transport::send(std::vector<raftpb::Message> msgs) {
+  etcdserver::server* node = node_.load();
+  if (node == nullptr) return;
+  std::lock_guard lock(mu_);
+  if (stopped_) return;
+  for (auto& m : msgs) {
+    if (m.type() == raftpb::MSG_SNAP) {
+      // Backend snapshots to followers are the next step of clustering; until then the leader
+      // is told the send failed (it retries later) and the follower stays behind.
+      CAIRN_LOG(warn, "cannot send a snapshot to a lagging member yet",
+                {"remote-peer-id", fmt::format("{:x}", m.to())});
+      node->report_snapshot(m.to(), false);
+      continue;
+    }
+    peer& p = peer_for(m.to());
+    std::lock_guard plock(p.mu);
+    if (p.queue.size() >= opts_.max_queued) {
+      ++counters_[p.id].sent_failures;
+      continue;  // dropped: raft retransmits
+    }
+    p.queue.push_back(std::move(m));
+    p.cv.notify_one();
+  }
+}
+
+std::shared_ptr<grpc::Channel> peer_transport::channel_for(std::uint64_t id) {
+  etcdserver::server* node = node_.load();
+  if (node == nullptr) return nullptr;
+  auto m = node->members().get(id);
+  if (!m || m->peer_urls.empty()) return nullptr;
+  std::lock_guard lock(mu_);
+  auto it = peers_.find(id);
+  peer* p = it == peers_.end() ? nullptr : it->second.get();
+  if (p != nullptr && p->channel && p->url == m->peer_urls.front()) return p->channel;
+  auto target = dial_target(m->peer_urls.front());
+  if (!target) {
+    CAIRN_LOG(warn, "cannot dial peer URL (only http:// peer URLs are supported)",
+              {"remote-peer-id", fmt::format("{:x}", id)}, {"url", m->peer_urls.front()});
+    return nullptr;
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(opts_.min_backoff.count()));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(opts_.min_backoff.count()));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(opts_.max_backoff.count()));
+  // A peer that vanished without closing the connection is noticed by keepalive pings.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Each peer its own connection (gRPC would otherwise share one between channels).
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto ch = grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
+  if (p != nullptr) {
+    p->channel = ch;
+    p->url = m->peer_urls.front();
+  }
+  return ch;
+}
+
+void peer_transport::run_sender(peer& p, bool /*snapshots*/) {
+  auto backoff = opts_.min_backoff;
+  auto wait_backoff = [&] {
+    std::unique_lock lock(p.mu);
+    p.queue.clear();  // what waited is stale now; raft resends
+    p.cv.wait_for(lock, backoff, [&] { return p.stop; });
+    backoff = std::min(backoff * 2, opts_.max_backoff);
+    return !p.stop;
+  };
+  auto report = [&](bool was_active) {
+    etcdserver::server* node = node_.load();
+    if (node != nullptr) node->report_unreachable(p.id);
+    std::lock_guard lock(mu_);
+    auto& c = counters_[p.id];
+    ++c.sent_failures;
+    if (was_active) {
+      c.active = false;
+      ++c.disconnects;
+    }
+  };
+  std::string last_error;
+  while (true) {
+    {
+      std::unique_lock lock(p.mu);
+      // Dial only when there is something to say.
+      p.cv.wait(lock, [&] { return p.stop || !p.queue.empty(); });
+      if (p.stop) return;
+    }
+    auto ch = channel_for(p.id);
+    if (!ch || !ch->WaitForConnected(std::chrono::system_clock::now() + opts_.dial_timeout)) {
+      report(false);
+      if (!wait_backoff()) return;
+      continue;
+    }
+    grpc::ClientContext ctx;
+    raftpb::Ack ack;
+    auto stub = raftpb::Peer::NewStub(ch);
+    {
+      std::lock_guard lock(p.mu);
+      if (p.stop) return;
+      p.live = &ctx;
+    }
+    auto writer = stub->Stream(&ctx, &ack);
+    const std::uint64_t cluster = node_.load()->cluster_id();
+    const std::uint64_t self = node_.load()->member_id();
+    bool active = false;
+    bool ok = true;
+    while (ok) {
+      raftpb::Envelope env;
+      env.set_cluster_id(cluster);
+      env.set_from(self);
+      {
+        std::unique_lock lock(p.mu);
+        p.cv.wait(lock, [&] { return p.stop || !p.queue.empty(); });
+        if (p.stop) break;
+        std::size_t bytes = 0;
+        while (!p.queue.empty() && env.messages_size() < 256 && bytes < (4u << 20)) {
+          bytes += p.queue.front().ByteSizeLong();
+          *env.add_messages() = std::move(p.queue.front());
+          p.queue.pop_front();
+        }
+      }
+      const std::size_t size = env.ByteSizeLong();
+      ok = writer->Write(env);
+      if (ok) {
+        backoff = opts_.min_backoff;
+        std::lock_guard lock(mu_);
+        auto& c = counters_[p.id];
+        c.sent_bytes += size;
+        if (!active) {
+          active = true;
+          if (!c.active) {
+            c.active = true;
+            CAIRN_LOG(info, "peer became active", {"peer-id", fmt::format("{:x}", p.id)});
+          }
+        }
+      }
+    }
+    bool stopping;
+    {
+      std::lock_guard lock(p.mu);
+      stopping = p.stop;
+    }
+    if (stopping) {
+      ctx.TryCancel();
+      (void)writer->Finish();
+      std::lock_guard lock(p.mu);
+      p.live = nullptr;
+      return;
+    }
+    writer->WritesDone();
+    grpc::Status st = writer->Finish();
+    {
+      std::lock_guard lock(p.mu);
+      p.live = nullptr;
+    }
+    if (st.error_message() != last_error || active) {
+      CAIRN_LOG(warn, "lost TCP streaming connection with remote peer",
+                {"remote-peer-id", fmt::format("{:x}", p.id)}, {"error", st.error_message()});
+      last_error = st.error_message();
+    }
+    report(active);
+    if (!wait_backoff()) return;
+  }
+}
+
+cairn::expected<std::int64_t, base::errc> peer_transport::lease_renew(std::uint64_t leader,
+                                                                      std::int64_t id) {
+  etcdserver::server* node = node_.load();
+  if (node == nullptr) return cairn::unexpected(base::errc::no_leader);
+  auto ch = channel_for(leader);
+  if (!ch) return cairn::unexpected(base::errc::no_leader);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + opts_.request_timeout);
+  raftpb::LeaseRenewRequest req;
+  req.set_cluster_id(node->cluster_id());
+  req.set_id(id);
+  raftpb::LeaseRenewResponse resp;
+  auto st = raftpb::Peer::NewStub(ch)->LeaseRenew(&ctx, req, &resp);
+  if (!st.ok()) {
+    return cairn::unexpected(st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                 ? base::errc::timeout
+                                 : base::errc::no_leader);
+  }
+  if (resp.error() != 0) return cairn::unexpected(static_cast<base::errc>(resp.error() - 1));
+  return resp.ttl();
+}
+
+void peer_transport::count_received(std::uint64_t from, std::size_t bytes, bool failed) {
+  std::lock_guard lock(mu_);
+  auto& c = counters_[from];
+  if (failed) {
+    ++c.received_failures;
+  } else {
+    c.received_bytes += bytes;
+  }
+}
+
+std::map<std::uint64_t, peer_counters> peer_transport::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
+grpc::Status peer_service::check_cluster(std::uint64_t cluster_id, std::uint64_t from) const {
+  if (cluster_id != node_.cluster_id()) {
+    CAIRN_LOG(warn, "request cluster ID mismatch",
+              {"local-member-id", fmt::format("{:x}", node_.member_id())},
+              {"local-member-cluster-id", fmt::format("{:x}", node_.cluster_id())},
+              {"remote-peer-member-id", fmt::format("{:x}", from)},
+              {"remote-peer-cluster-id", fmt::format("{:x}", cluster_id)});
+    return {grpc::StatusCode::FAILED_PRECONDITION, "request cluster ID mismatch"};
+  }
+  if (node_.members().is_removed(from)) {
+    CAIRN_LOG(warn, "rejected stream from remote peer because it was removed",
+              {"local-member-id", fmt::format("{:x}", node_.member_id())},
+              {"remote-peer-id-stream-handler", fmt::format("{:x}", from)});
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            "the member has been permanently removed from the cluster"};
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status peer_service::Stream(grpc::ServerContext*,
+                                  grpc::ServerReader<raftpb::Envelope>* reader, raftpb::Ack*) {
+  raftpb::Envelope env;
+  while (reader->Read(&env)) {
+    if (auto st = check_cluster(env.cluster_id(), env.from()); !st.ok()) {
+      transport_.count_received(env.from(), 0, true);
+      return st;
+    }
+    transport_.count_received(env.from(), env.ByteSizeLong(), false);
+    for (auto& m : *env.mutable_messages()) node_.step(std::move(m));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status peer_service::LeaseRenew(grpc::ServerContext*, const raftpb::LeaseRenewRequest* req,
+                                      raftpb::LeaseRenewResponse* resp) {
+  if (auto st = check_cluster(req->cluster_id(), 0); !st.ok()) return st;
+  // Only the leader renews; a member that is no longer it says so (the follower's KeepAlive
+  // then answers as etcd does when the leader moved).
+  if (node_.leader() != node_.member_id()) {
+    resp->set_error(static_cast<std::uint32_t>(base::errc::not_leader) + 1);
+    return grpc::Status::OK;
+  }
+  auto r = node_.lease_renew(req->id());
+  if (r) {
+    resp->set_ttl(*r);
+  } else {
+    resp->set_error(static_cast<std::uint32_t>(r.error()) + 1);
+  }
+  return grpc::Status::OK;
+}
+
+cairn::expected<std::unique_ptr<peer_listener>, std::string> peer_listener::start(
+    const std::vector<std::string>& peer_urls, peer_service& svc) {
+  auto l = std::unique_ptr<peer_listener>(new peer_listener());
+  grpc::ServerBuilder b;
+  std::vector<std::pair<std::string, std::unique_ptr<int>>> ports;
+  for (const auto& u : peer_urls) {
+    auto target = dial_target(u);
+    if (!target) {
+      return cairn::unexpected("cannot listen on peer URL " + u +
+                               " (only http:// peer URLs are supported)");
+    }
+    ports.emplace_back(*target, std::make_unique<int>(0));
+    b.AddListeningPort(*target, grpc::InsecureServerCredentials(), ports.back().second.get());
+  }
+  b.SetMaxReceiveMessageSize(-1);
+  b.SetMaxSendMessageSize(-1);
+  b.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  b.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  b.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  b.RegisterService(&svc);
+  l->server_ = b.BuildAndStart();
+  if (!l->server_) return cairn::unexpected(std::string("cannot listen on the peer URLs"));
+  for (auto& [target, port] : ports) {
+    if (*port == 0) return cairn::unexpected("cannot listen on peer URL http://" + target);
+    auto host = target.substr(0, target.rfind(':'));
+    l->addresses_.push_back(host + ":" + std::to_string(*port));
+  }
+  return l;
+}
+
+peer_listener::~peer_listener() { stop(); }
+
+void peer_listener::stop() {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    server_.reset();
+  }
+}
+
+}  // namespace cairn::transport

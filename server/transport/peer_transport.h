@@ -1,0 +1,120 @@
+// transport/peer_transport.h: raft messages between members, over gRPC on the peer URLs.
+//
+// Sending: one long-lived client stream per peer (Peer.Stream), fed by a sender thread that
+// batches whatever messages are queued for that peer into one Envelope. A broken or refused
+// stream makes the thread report the peer unreachable to the node (raft then probes it), drop
+// what was queued (raft retransmits), wait a backoff and dial again. Snapshots (MSG_SNAP) go on
+// their own thread and stream, so a large one never holds up heartbeats.
+//
+// Receiving (peer_service): checks the envelope's cluster id and the sender's membership, then
+// steps each message into the node.
+//
+// Lease renewals on followers are forwarded to the leader with the LeaseRenew call.
+//
+// Thread-safety: send() and lease_renew() from any thread; attach() once, before traffic.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "etcdserver/server.h"
+#include "raftpb/peer.grpc.pb.h"
+
+namespace cairn::transport {
+
+// What the transport counts, per peer (etcd's etcd_network_peer_* families).
+struct peer_counters {
+  std::uint64_t sent_bytes = 0;
+  std::uint64_t sent_failures = 0;
+  std::uint64_t received_bytes = 0;
+  std::uint64_t received_failures = 0;
+  bool active = false;  // a stream to it is up
+  std::uint64_t disconnects = 0;
+};
+
+// "http://host:port" → "host:port" for gRPC; nullopt for what we cannot dial yet (https: peer
+// TLS is the security issue's).
+std::optional<std::string> dial_target(const std::string& peer_url);
+
+struct transport_options {
+  std::chrono::milliseconds dial_timeout{1000};
+  std::chrono::milliseconds min_backoff{50};
+  std::chrono::milliseconds max_backoff{1000};
+  std::chrono::milliseconds request_timeout{5000};
+  std::size_t max_queued = 4096;  // messages per peer; more are dropped (raft retries)
+};
+
+class peer_transport final : public etcdserver::transport {
+ public:
+  explicit peer_transport(transport_options opts = {});
+  ~peer_transport() override;
+
+  // Binds to the node once it has opened (its ids and members); sends before are dropped.
+  void attach(etcdserver::server& node);
+  void stop();
+
+  void send(std::vector<raftpb::Message> msgs) override;
+  cairn::expected<std::int64_t, base::errc> lease_renew(std::uint64_t leader,
+                                                        std::int64_t id) override;
+
+  // The receiving side counts here too.
+  void count_received(std::uint64_t from, std::size_t bytes, bool failed);
+  std::map<std::uint64_t, peer_counters> counters() const;
+
+ private:
+  struct peer;
+  peer& peer_for(std::uint64_t id);  // mu_ held
+  void run_sender(peer& p, bool snapshots);
+  std::shared_ptr<grpc::Channel> channel_for(std::uint64_t id);
+
+  transport_options opts_;
+  std::atomic<etcdserver::server*> node_{nullptr};
+  mutable std::mutex mu_;
+  std::map<std::uint64_t, std::unique_ptr<peer>> peers_;  // guarded by mu_
+  std::map<std::uint64_t, peer_counters> counters_;       // guarded by mu_
+  bool stopped_ = false;                                  // guarded by mu_
+};
+
+// The Peer service a member serves on its --listen-peer-urls.
+class peer_service final : public raftpb::Peer::Service {
+ public:
+  peer_service(etcdserver::server& node, peer_transport& t) : node_(node), transport_(t) {}
+  grpc::Status Stream(grpc::ServerContext* ctx, grpc::ServerReader<raftpb::Envelope>* reader,
+                      raftpb::Ack* ack) override;
+  grpc::Status LeaseRenew(grpc::ServerContext* ctx, const raftpb::LeaseRenewRequest* req,
+                          raftpb::LeaseRenewResponse* resp) override;
+
+ private:
+  grpc::Status check_cluster(std::uint64_t cluster_id, std::uint64_t from) const;
+  etcdserver::server& node_;
+  peer_transport& transport_;
+};
+
+// Listens on the peer URLs ("http://host:port") and serves `svc`.
+class peer_listener {
+ public:
+  static cairn::expected<std::unique_ptr<peer_listener>, std::string> start(
+      const std::vector<std::string>& peer_urls, peer_service& svc);
+  ~peer_listener();
+  void stop();
+  const std::vector<std::string>& addresses() const { return addresses_; }
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> addresses_;
+};
+
+}  // namespace cairn::transport
