@@ -74,6 +74,7 @@ struct server::loop_input {
   struct snapshot_due {
     std::uint64_t index;
     std::uint64_t term;
+    raftpb::ConfState conf;
   };
   std::variant<proposal, std::shared_ptr<read_waiter>, raftpb::Message, snapshot_due> v;
 };
@@ -350,6 +351,15 @@ cairn::expected<void, server_error> server::open() {
   // Close whatever batch opening wrote on this thread: the apply thread is the writer now.
   backend_->force_commit();
   auto ci = store_->consistent_index();
+  if (ci.index < snapshot.metadata().index() &&
+      std::filesystem::exists(received_snapshot_path(snapshot.metadata().index()), ec)) {
+    // A snapshot from the leader was made durable but a crash came before its db was installed
+    // (etcd's recovery of <index>.snap.db): install it now, before any thread runs.
+    watchable_ = std::make_unique<mvcc::watchable_store>(*store_);
+    install_snapshot(snapshot);
+    backend_->force_commit();
+    ci = store_->consistent_index();
+  }
   if (ci.index < snapshot.metadata().index()) {
     return err(absl::StrCat(db_path, ": the database (consistent index ", ci.index,
                             ") is older than the raft snapshot at ", snapshot.metadata().index()));
@@ -357,7 +367,7 @@ cairn::expected<void, server_error> server::open() {
   applied_ = snapshot.metadata().index();
   applied_term_ = snapshot.metadata().term();
   load_alarms();
-  watchable_ = std::make_unique<mvcc::watchable_store>(*store_);
+  if (!watchable_) watchable_ = std::make_unique<mvcc::watchable_store>(*store_);
 
   raft::config rc;
   rc.id = raft::node_id{member_id_};
@@ -1012,7 +1022,7 @@ void server::raft_loop() {
         }
       } else {
         auto& sd = std::get<loop_input::snapshot_due>(in.v);
-        take_snapshot(sd.index, sd.term);
+        take_snapshot(sd.index, sd.term, std::move(sd.conf));
       }
     }
     batch.clear();
@@ -1063,7 +1073,18 @@ void server::handle_ready() {
     committed_ = hard_state_.commit();
   }
   if (rd.snapshot) {
-    fatal("installing a snapshot from a leader is not supported yet (single member only)");
+    // A snapshot from the leader (its db is at received_snapshot_path): durable first (the
+    // snapshot file, then its WAL mark), so that a crash before the install finds the db there
+    // at the next start; then raft's storage; the apply thread installs the db in order.
+    const auto& meta = rd.snapshot->metadata();
+    if (auto r = snapshotter_->save(*rd.snapshot); !r) {
+      fatal(absl::StrCat("saving the leader's snapshot: ", r.error().message));
+    }
+    if (auto r = wal_->save_snapshot({meta.index(), meta.term()}); !r) fatal(r.error().message);
+    if (auto r = storage_.apply_snapshot(*rd.snapshot); !r) fatal("applying the leader's snapshot");
+    snapshot_index_ = meta.index();
+    CAIRN_LOG(info, "applied incoming snapshot", {"snapshot-index", meta.index()},
+              {"snapshot-term", meta.term()});
   }
   // A commit-index-only change is not synced on its own (raft recovers the commit index), it
   // rides along with the next entries: one fdatasync per Ready that has something to promise.
@@ -1103,10 +1124,17 @@ void server::handle_ready() {
       spdlog::debug("etcdserver: no transport: dropping {} raft messages", rd.messages.size());
     }
   }
+  if (rd.snapshot) {
+    {
+      std::lock_guard lock(apply_mu_);
+      apply_queue_.push_back({{}, std::move(*rd.snapshot)});
+    }
+    apply_cv_.notify_one();
+  }
   if (!rd.committed_entries.empty()) {
     {
       std::lock_guard lock(apply_mu_);
-      apply_queue_.push_back(std::move(rd.committed_entries));
+      apply_queue_.push_back({std::move(rd.committed_entries), std::nullopt});
     }
     apply_cv_.notify_one();
   }
@@ -1125,10 +1153,10 @@ void server::handle_ready() {
   node_->advance();
 }
 
-void server::take_snapshot(std::uint64_t index, std::uint64_t term) {
+void server::take_snapshot(std::uint64_t index, std::uint64_t term, raftpb::ConfState conf) {
   // The WAL must hold a commit index covering the snapshot before the entries go.
   if (auto r = wal_->save(hard_state_, {}); !r) fatal(r.error().message);
-  auto snap = storage_.create_snapshot(index, conf_, "");
+  auto snap = storage_.create_snapshot(index, conf, "");
   if (!snap) {
     spdlog::warn("etcdserver: snapshot at {} skipped: {}", index, raft::to_string(snap.error()));
     return;
@@ -1150,6 +1178,7 @@ void server::take_snapshot(std::uint64_t index, std::uint64_t term) {
 void server::apply_loop() {
   while (true) {
     std::vector<raftpb::Entry> batch;
+    std::optional<raftpb::Snapshot> install;
     std::deque<std::function<void(bool)>> tasks;
     {
       std::unique_lock lock(apply_mu_);
@@ -1167,10 +1196,15 @@ void server::apply_loop() {
       }
       if (stop_apply_ && apply_queue_.empty() && tasks_.empty()) break;
       if (!apply_queue_.empty() && !apply_paused_) {
-        batch = std::move(apply_queue_.front());
+        batch = std::move(apply_queue_.front().entries);
+        install = std::move(apply_queue_.front().install);
         apply_queue_.pop_front();
       }
       tasks.swap(tasks_);
+    }
+    if (install) {
+      install_snapshot(*install);
+      release_applied_waiters();
     }
     for (const auto& e : batch) {
       const auto start = std::chrono::steady_clock::now();
@@ -1201,7 +1235,8 @@ void server::apply_loop() {
       last_snapshot_ = applied;
       {
         std::lock_guard lock(loop_mu_);
-        inbox_.push_back({loop_input::snapshot_due{applied, applied_term_}});
+        std::lock_guard clock(conf_mu_);
+        inbox_.push_back({loop_input::snapshot_due{applied, applied_term_, conf_}});
       }
       loop_cv_.notify_one();
     }
@@ -1232,6 +1267,118 @@ cairn::expected<void, server_error> server::defrag() {
   }
   apply_cv_.notify_all();
   return fut.get();
+}
+
+namespace {
+
+// Replaces every bucket of `dst` with the contents of the db file at `src_path`, inside the open
+// batch (the caller commits).
+cairn::expected<void, std::string> replace_contents(backend::backend& dst,
+                                                    const std::string& src_path) {
+  backend::options o;
+  o.quota_bytes = std::max<std::uint64_t>(dst.quota(), dst.map_size());
+  auto src = schema::open_backend(src_path, o);
+  if (!src) return cairn::unexpected(absl::StrCat(src_path, ": ", src.error().message));
+  auto hold = dst.hold_commits();
+  const auto n = static_cast<backend::bucket_id>(dst.buckets().size());
+  for (backend::bucket_id b = 0; b < n; ++b) {
+    {
+      auto c = dst.cursor(b);
+      c.seek("");
+      while (c.valid()) c.erase();
+    }
+    auto view = (*src)->read_committed();
+    view.scan(b, "", "", [&](std::string_view k, std::string_view v) {
+      dst.put(b, k, v);
+      return true;
+    });
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string server::received_snapshot_path(std::uint64_t index) const {
+  return base::join_path(base::join_path(base::join_path(cfg_.data_dir, "member"), "snap"),
+                         absl::StrFormat("%016x.snap.db", index));
+}
+
+cairn::expected<server::outgoing_snapshot, std::string> server::snapshot_for(raftpb::Message m) {
+  outgoing_snapshot out;
+  std::string error;
+  if (!run_on_writer([&] {
+        backend_->force_commit();
+        auto f = backend_->snapshot_to_file();
+        if (!f) {
+          error = f.error().message;
+          return;
+        }
+        out.db = std::move(*f);
+        auto* meta = m.mutable_snapshot()->mutable_metadata();
+        const auto ci = store_->consistent_index();
+        meta->set_index(ci.index);
+        meta->set_term(ci.term);
+        std::lock_guard lock(conf_mu_);
+        *meta->mutable_conf_state() = conf_;
+      })) {
+    return cairn::unexpected(std::string("stopping"));
+  }
+  if (!error.empty()) return cairn::unexpected(error);
+  out.msg = std::move(m);
+  return out;
+}
+
+void server::install_snapshot(const raftpb::Snapshot& snap) {
+  const auto& meta = snap.metadata();
+  const std::string path = received_snapshot_path(meta.index());
+  if (store_->consistent_index().index >= meta.index()) {
+    // Already there (a restart found it installed).
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    std::filesystem::remove(path + "-lock", ec);
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  // What this member applied before goes out in a commit of its own (a read-buffered bucket
+  // takes one put per key and batch).
+  backend_->force_commit();
+  if (auto r = replace_contents(*backend_, path); !r) {
+    fatal(absl::StrCat("installing the leader's snapshot: ", r.error()));
+  }
+  store_->set_consistent_index({meta.index(), meta.term()});
+  backend_->force_commit();
+  backend_->sync();
+  const std::int64_t old_rev = store_->rev();
+  store_->reload();
+  if (store_->consistent_index().index != meta.index()) {
+    fatal(absl::StrCat("the leader's snapshot db holds index ", store_->consistent_index().index,
+                       ", not ", meta.index()));
+  }
+#ifndef CAIRN_PLANTED_BUG_SNAPSHOT_NO_WATCH_RESYNC
+  // Synced watchers wait for revisions after the old one: they catch up from the new store.
+  watchable_->resync_all(old_rev);
+#endif
+  lessor_->recover();
+  restore_lease_keys();
+  members_.load(*backend_);
+  load_alarms();
+  {
+    std::lock_guard lock(conf_mu_);
+    conf_ = meta.conf_state();
+  }
+  applied_term_ = meta.term();
+  {
+    std::lock_guard lock(applied_mu_);
+    applied_ = meta.index();
+  }
+  applied_cv_.notify_all();
+  last_snapshot_ = meta.index();
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  std::filesystem::remove(path + "-lock", ec);  // LMDB's lock file beside it
+  CAIRN_LOG(info, "restored mvcc store from the leader's snapshot",
+            {"snapshot-index", meta.index()}, {"revision", store_->rev()},
+            {"took", base::go_duration(std::chrono::steady_clock::now() - start)});
 }
 
 bool server::run_on_writer(std::function<void()> fn) {

@@ -266,6 +266,18 @@ class server {
   void report_unreachable(std::uint64_t peer);
   // ... and how sending it a snapshot ended.
   void report_snapshot(std::uint64_t peer, bool ok);
+
+  // Snapshots to followers (etcd's merged snapshot message): `m` is raft's MSG_SNAP; the answer
+  // carries a copy of the db and the message with the metadata of what the copy holds (the
+  // applied index and term, the membership then). Blocks the apply thread for the copy.
+  struct outgoing_snapshot {
+    raftpb::Message msg;
+    std::unique_ptr<backend::snapshot_file> db;
+  };
+  cairn::expected<outgoing_snapshot, std::string> snapshot_for(raftpb::Message m);
+  // Where the transport puts a received snapshot's db before stepping its message (etcd's
+  // <index>.snap.db); the apply thread installs it from there.
+  std::string received_snapshot_path(std::uint64_t index) const;
   std::uint64_t quota_bytes() const { return cfg_.quota_bytes; }
 
   mvcc::store& store() { return *store_; }
@@ -305,7 +317,9 @@ class server {
   cairn::expected<void, base::errc> check_quota(std::int64_t cost);
   void raft_loop();
   void handle_ready();
-  void take_snapshot(std::uint64_t index, std::uint64_t term);
+  void take_snapshot(std::uint64_t index, std::uint64_t term, raftpb::ConfState conf);
+  // Apply thread: replaces the backend's contents with a snapshot's db received from the leader.
+  void install_snapshot(const raftpb::Snapshot& snap);
   void apply_loop();
   void apply_entry(const raftpb::Entry& e);
   apply_result apply_request(const request& r);
@@ -337,7 +351,8 @@ class server {
   raft::memory_storage storage_;
   std::unique_ptr<raft::raw_node> node_;
   raftpb::HardState hard_state_;
-  raftpb::ConfState conf_;
+  raftpb::ConfState conf_;  // apply thread writes (conf changes, installs); guarded by conf_mu_
+  mutable std::mutex conf_mu_;
   std::unique_ptr<compactor> compactor_;
   std::unique_ptr<lease::lessor> lessor_;
   std::atomic<std::uint64_t> lease_counter_{0};
@@ -369,10 +384,15 @@ class server {
   // Apply input.
   std::mutex apply_mu_;
   std::condition_variable apply_cv_;
-  std::deque<std::vector<raftpb::Entry>> apply_queue_;  // guarded by apply_mu_
-  bool stop_apply_ = false;                             // guarded by apply_mu_
-  bool apply_paused_ = false;                           // guarded by apply_mu_
-  bool crash_ = false;                                  // guarded by apply_mu_
+  // Committed entries in order; a batch may instead carry a snapshot from the leader to install.
+  struct apply_batch {
+    std::vector<raftpb::Entry> entries;
+    std::optional<raftpb::Snapshot> install;
+  };
+  std::deque<apply_batch> apply_queue_;  // guarded by apply_mu_
+  bool stop_apply_ = false;              // guarded by apply_mu_
+  bool apply_paused_ = false;            // guarded by apply_mu_
+  bool crash_ = false;                   // guarded by apply_mu_
   // Work for the writer thread (defrag); called with false when it will never run (crash).
   std::deque<std::function<void(bool)>> tasks_;  // guarded by apply_mu_
   std::thread apply_thread_;

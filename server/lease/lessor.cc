@@ -76,11 +76,19 @@ void lessor::recover() {
     return true;
   });
   std::lock_guard lock(mu_);
+  // What was known before goes (a snapshot from the leader replaced the backend).
+  leases_.clear();
+  key_lease_.clear();
+  expiry_.clear();
+  checkpoints_.clear();
+  const auto now = cfg_.now();
   for (const auto& l : found) {
     entry e;
     e.ttl = l.ttl;
     e.remaining_ttl = l.remaining_ttl;
-    leases_[l.id] = std::move(e);
+    auto& slot = leases_[l.id] = std::move(e);
+    // A primary's leases run from now (a fresh start gets them at promote()).
+    if (primary_) set_expiry(l.id, slot, now + std::chrono::seconds(refresh_ttl(slot)));
   }
 }
 

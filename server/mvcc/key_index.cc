@@ -238,6 +238,12 @@ std::int64_t tree_index::compacted() const {
   return compacted_;
 }
 
+void tree_index::clear() {
+  std::unique_lock lock(mu_);
+  tree_.clear();
+  compacted_ = -1;
+}
+
 std::size_t tree_index::size() const {
   std::shared_lock lock(mu_);
   return tree_.size();

@@ -121,6 +121,8 @@ class tree_index {
 
   std::int64_t compacted() const;
   std::size_t size() const;
+  // Writer only: forgets every key (before a rebuild from a new backend, store::reload).
+  void clear();
   // Tests: a copy of the whole tree.
   absl::btree_map<std::string, key_index, std::less<>> snapshot() const;
 

@@ -201,7 +201,16 @@ void store::restore() {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+void store::reload() {
+  std::unique_lock lock(reload_mu_);
+  index_.clear();
+  job_.reset();
+  ci_dirty_ = false;
+  restore();
+}
+
 cairn::expected<range_response, errc> store::range(const range_request& r) const {
+  std::shared_lock reloading(reload_mu_);
   stats_.ranges.fetch_add(1, std::memory_order_relaxed);
   // The revision first, then the view: everything up to it was written before the view opened,
   // so the view has it (committed, or in the backend's read buffer).
@@ -215,6 +224,7 @@ cairn::expected<range_response, errc> store::range(const range_request& r) const
 }
 
 cairn::expected<hash_kv_result, errc> store::hash_kv(std::int64_t at) const {
+  std::shared_lock reloading(reload_mu_);
   std::int64_t cur = rev();
   backend::read_view view = be_.read();
   auto [compacted, kept] = index_.compacted_and_kept();
@@ -511,6 +521,7 @@ txn_response read_txn_in(const tree_index& index, const txn_request& r,
 }  // namespace
 
 cairn::expected<txn_response, errc> store::read_txn(const txn_request& r) const {
+  std::shared_lock reloading(reload_mu_);
   // As range(): the revision first, then the view, which therefore holds everything up to it.
   const std::int64_t cur = rev();
   backend::read_view view = be_.read();

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -132,6 +133,9 @@ class store {
   bool compaction_step();
   void finish_compaction();
   void set_consistent_index(schema::consistent_index ci);
+  // The backend's contents were replaced (a snapshot from the leader was installed): rebuilds
+  // the index and the revisions from it, as open() does. Reads wait meanwhile.
+  void reload();
   schema::consistent_index consistent_index() const { return ci_; }
   void set_observer(write_observer* o) { observer_ = o; }
   void set_lease_hook(lease_hook* h) { lease_hook_ = h; }
@@ -169,6 +173,8 @@ class store {
   backend::backend& be_;
   store_options opts_;
   tree_index index_;
+  // Reads hold it shared; reload() exclusively (a read never meets a half-built index).
+  mutable std::shared_mutex reload_mu_;
   std::atomic<std::int64_t> current_{1};
   std::atomic<std::int64_t> compact_{-1};
   std::optional<compaction_job> job_;

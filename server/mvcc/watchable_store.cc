@@ -189,6 +189,26 @@ watchable_store::counts watchable_store::group_sizes() const {
   return counts{synced_count_, unsynced_.size() + syncing_, victims_.size()};
 }
 
+void watchable_store::resync_all(std::int64_t synced_through) {
+  {
+    std::lock_guard lock(mu_);
+    auto demote = [&](watcher* w) {
+      // A synced watcher's min_rev is only its start; it has had everything published since.
+      w->min_rev = std::max(w->min_rev, synced_through + 1);
+      w->st = state::unsynced;
+      unsynced_.insert(w);
+    };
+    for (auto& [key, ws] : synced_keys_) {
+      for (watcher* w : ws) demote(w);
+    }
+    for (watcher* w : synced_ranges_) demote(w);
+    synced_keys_.clear();
+    synced_ranges_.clear();
+    synced_count_ = 0;
+  }
+  kick();
+}
+
 void watchable_store::add_synced(watcher* w) {
   w->st = state::synced;
   if (w->range().single()) {

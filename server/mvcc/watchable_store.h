@@ -127,6 +127,10 @@ class watchable_store final : public write_observer {
   watchable_store& operator=(const watchable_store&) = delete;
 
   std::unique_ptr<watch_stream> new_stream();
+  // Writer thread, after store::reload: every synced watcher, which has had every revision up
+  // to `synced_through` (the store's revision before the reload), catches up from the new store
+  // after it, as etcd's restore makes them unsynced.
+  void resync_all(std::int64_t synced_through);
 
   // One round of the sync loop: retries victims, then catches up unsynced watchers (at most
   // `max_watchers_per_sync`, one window of `batch_max_revs` revisions). Returns true while

@@ -4,6 +4,11 @@
 
 #include <utility>
 
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "base/crc32c.h"
 #include "base/log.h"
 
 namespace cairn::transport {
@@ -52,6 +57,84 @@ void peer_transport::stop() {
   for (auto& [id, p] : peers) {
     if (p->sender.joinable()) p->sender.join();
   }
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(snapshot_threads_);
+  }
+  for (auto& t : threads) t.join();
+}
+
+bool peer_transport::send_snapshot(std::uint64_t to, raftpb::Message m) {
+  etcdserver::server* node = node_.load();
+  if (node == nullptr) return false;
+  const auto start = std::chrono::steady_clock::now();
+  auto snap = node->snapshot_for(std::move(m));
+  if (!snap) {
+    CAIRN_LOG(warn, "failed to make a snapshot for a member",
+              {"remote-peer-id", fmt::format("{:x}", to)}, {"error", snap.error()});
+    return false;
+  }
+  auto ch = channel_for(to);
+  if (!ch) return false;
+  const auto index = snap->msg.snapshot().metadata().index();
+  CAIRN_LOG(info, "sending database snapshot", {"snapshot-receiver-id", fmt::format("{:x}", to)},
+            {"snapshot-index", index}, {"snapshot-size", snap->db->size()});
+  grpc::ClientContext ctx;
+  raftpb::Ack ack;
+  auto stub = raftpb::Peer::NewStub(ch);
+  auto writer = stub->Snapshot(&ctx, &ack);
+  raftpb::SnapshotChunk first;
+  first.set_cluster_id(node->cluster_id());
+  first.set_from(node->member_id());
+  *first.mutable_message() = snap->msg;
+  first.set_db_size(snap->db->size());
+  bool ok = writer->Write(first);
+  std::uint32_t crc = 0;
+  std::string buf(opts_.snapshot_chunk, '\0');
+  std::uint64_t offset = 0;
+  while (ok) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) {
+        ok = false;
+        break;
+      }
+    }
+    auto n = snap->db->read_at(offset, buf.data(), buf.size());
+    if (!n) {
+      ok = false;
+      break;
+    }
+    raftpb::SnapshotChunk c;
+    c.set_data(buf.data(), *n);
+    crc = base::crc32c_extend(crc, std::string_view(buf.data(), *n));
+    offset += *n;
+    const bool last = offset >= snap->db->size() || *n == 0;
+    if (last) {
+      c.set_last(true);
+      c.set_crc32c(crc);
+    }
+    ok = writer->Write(c);
+    {
+      std::lock_guard lock(mu_);
+      counters_[to].sent_bytes += *n;
+    }
+    if (last) break;
+  }
+  writer->WritesDone();
+  auto st = writer->Finish();
+  ok = ok && st.ok();
+  if (ok) {
+    CAIRN_LOG(info, "sent database snapshot", {"snapshot-receiver-id", fmt::format("{:x}", to)},
+              {"snapshot-index", index}, {"snapshot-size", snap->db->size()},
+              {"took", base::go_duration(std::chrono::steady_clock::now() - start)});
+  } else {
+    CAIRN_LOG(warn, "failed to send database snapshot",
+              {"snapshot-receiver-id", fmt::format("{:x}", to)}, {"snapshot-index", index},
+              {"error", st.error_message()});
+  }
+  return ok;
 }
 
 peer_transport::peer& peer_transport::peer_for(std::uint64_t id) {
@@ -71,11 +154,16 @@ void peer_transport::send(std::vector<raftpb::Message> msgs) {
   if (stopped_) return;
   for (auto& m : msgs) {
     if (m.type() == raftpb::MSG_SNAP) {
-      // Backend snapshots to followers are the next step of clustering; until then the leader
-      // is told the send failed (it retries later) and the follower stays behind.
-      CAIRN_LOG(warn, "cannot send a snapshot to a lagging member yet",
-                {"remote-peer-id", fmt::format("{:x}", m.to())});
-      node->report_snapshot(m.to(), false);
+      // On a thread of its own, one at a time per peer (raft asks again if one is dropped).
+      const std::uint64_t to = m.to();
+      if (!snapshots_in_flight_.insert(to).second) continue;
+      snapshot_threads_.emplace_back([this, to, m = std::move(m)]() mutable {
+        const bool ok = send_snapshot(to, std::move(m));
+        etcdserver::server* n = node_.load();
+        if (n != nullptr) n->report_snapshot(to, ok);
+        std::lock_guard lock(mu_);
+        snapshots_in_flight_.erase(to);
+      });
       continue;
     }
     peer& p = peer_for(m.to());
@@ -316,6 +404,59 @@ grpc::Status peer_service::LeaseRenew(grpc::ServerContext*, const raftpb::LeaseR
   } else {
     resp->set_error(static_cast<std::uint32_t>(r.error()) + 1);
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status peer_service::Snapshot(grpc::ServerContext*,
+                                    grpc::ServerReader<raftpb::SnapshotChunk>* reader,
+                                    raftpb::Ack*) {
+  raftpb::SnapshotChunk first;
+  if (!reader->Read(&first)) return {grpc::StatusCode::INVALID_ARGUMENT, "empty snapshot stream"};
+  if (auto st = check_cluster(first.cluster_id(), first.from()); !st.ok()) return st;
+  if (first.message().type() != raftpb::MSG_SNAP) {
+    return {grpc::StatusCode::INVALID_ARGUMENT, "the first chunk carries no snapshot message"};
+  }
+  const auto index = first.message().snapshot().metadata().index();
+  const std::string path = node_.received_snapshot_path(index);
+  const std::string tmp = path + ".tmp";
+  CAIRN_LOG(info, "receiving database snapshot",
+            {"snapshot-sender-id", fmt::format("{:x}", first.from())}, {"snapshot-index", index},
+            {"snapshot-size", first.db_size()});
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) return {grpc::StatusCode::INTERNAL, "cannot create " + tmp};
+  std::uint32_t crc = 0;
+  std::uint64_t size = 0;
+  bool complete = false;
+  std::uint32_t want_crc = 0;
+  raftpb::SnapshotChunk c;
+  bool write_ok = true;
+  while (reader->Read(&c)) {
+    write_ok = write_ok && std::fwrite(c.data().data(), 1, c.data().size(), f) == c.data().size();
+    crc = base::crc32c_extend(crc, c.data());
+    size += c.data().size();
+    if (c.last()) {
+      complete = true;
+      want_crc = c.crc32c();
+      break;
+    }
+  }
+  write_ok = write_ok && std::fflush(f) == 0 && ::fdatasync(fileno(f)) == 0;
+  std::fclose(f);
+  transport_.count_received(first.from(), size, !complete);
+  if (!write_ok || !complete || size != first.db_size() || crc != want_crc) {
+    std::remove(tmp.c_str());
+    CAIRN_LOG(warn, "failed to receive database snapshot",
+              {"snapshot-sender-id", fmt::format("{:x}", first.from())}, {"snapshot-index", index},
+              {"received-bytes", size});
+    return {grpc::StatusCode::DATA_LOSS, "incomplete or corrupt snapshot"};
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return {grpc::StatusCode::INTERNAL, "cannot rename " + tmp};
+  }
+  CAIRN_LOG(info, "received database snapshot",
+            {"snapshot-sender-id", fmt::format("{:x}", first.from())}, {"snapshot-index", index},
+            {"snapshot-size", size});
+  node_.step(first.message());
   return grpc::Status::OK;
 }
 

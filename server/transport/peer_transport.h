@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +56,7 @@ struct transport_options {
   std::chrono::milliseconds max_backoff{1000};
   std::chrono::milliseconds request_timeout{5000};
   std::size_t max_queued = 4096;  // messages per peer; more are dropped (raft retries)
+  std::size_t snapshot_chunk = 1 << 20;
 };
 
 class peer_transport final : public etcdserver::transport {
@@ -78,6 +80,8 @@ class peer_transport final : public etcdserver::transport {
   struct peer;
   peer& peer_for(std::uint64_t id);  // mu_ held
   void run_sender(peer& p, bool snapshots);
+  // One snapshot to one peer, start to end; true if the peer took it all.
+  bool send_snapshot(std::uint64_t to, raftpb::Message m);
   std::shared_ptr<grpc::Channel> channel_for(std::uint64_t id);
 
   transport_options opts_;
@@ -85,6 +89,8 @@ class peer_transport final : public etcdserver::transport {
   mutable std::mutex mu_;
   std::map<std::uint64_t, std::unique_ptr<peer>> peers_;  // guarded by mu_
   std::map<std::uint64_t, peer_counters> counters_;       // guarded by mu_
+  std::set<std::uint64_t> snapshots_in_flight_;           // guarded by mu_
+  std::vector<std::thread> snapshot_threads_;             // guarded by mu_
   bool stopped_ = false;                                  // guarded by mu_
 };
 
@@ -96,6 +102,8 @@ class peer_service final : public raftpb::Peer::Service {
                       raftpb::Ack* ack) override;
   grpc::Status LeaseRenew(grpc::ServerContext* ctx, const raftpb::LeaseRenewRequest* req,
                           raftpb::LeaseRenewResponse* resp) override;
+  grpc::Status Snapshot(grpc::ServerContext* ctx, grpc::ServerReader<raftpb::SnapshotChunk>* reader,
+                        raftpb::Ack* ack) override;
 
  private:
   grpc::Status check_cluster(std::uint64_t cluster_id, std::uint64_t from) const;
