@@ -365,7 +365,7 @@ constexpr flag_spec table[] = {
      "--name and --initial-advertise-peer-urls).",
      acted, field<&config::initial_cluster>()},
     {"initial-cluster-state", g::clustering, "new",
-     "'new' to bootstrap a new cluster, 'existing' to join one.", later,
+     "'new' to bootstrap a new cluster, 'existing' to join one.", acted,
      field<&config::initial_cluster_state>()},
     {"initial-cluster-token", g::clustering, "etcd-cluster",
      "Token that makes the cluster's ids unique; use a distinct one per cluster.", acted,

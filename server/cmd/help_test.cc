@@ -68,7 +68,7 @@ TEST(Help, ActedOnIsHonest) {
       "grpc-keepalive-timeout", "socket-reuse-port", "max-txn-ops", "advertise-client-urls",
       "initial-advertise-peer-urls", "strict-reconfig-check",
       // run.cc → etcdserver::server_config (the initial members) and transport::peer_listener
-      "initial-cluster", "listen-peer-urls",
+      "initial-cluster", "listen-peer-urls", "initial-cluster-state",
       // run.cc → v3rpc::watch_options
       "experimental-watch-progress-notify-interval", "watch-progress-notify-interval",
       // run.cc → etcdserver::server_config (the lessor's checkpoints)

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,6 +69,7 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
     s.quota_bytes = UINT64_MAX;  // etcd: a negative quota means none
   }
   s.max_request_bytes = cfg.max_request_bytes;
+  s.strict_reconfig_check = cfg.strict_reconfig_check;
   s.lease_checkpoint = cfg.features.lease_checkpoint;
   s.lease_checkpoint_persist = cfg.features.lease_checkpoint_persist;
   if (cfg.backend_batch_interval.count() > 0) {
@@ -124,6 +126,26 @@ int run(const config& cfg) {
     return 1;
   }
   spdlog::info("starting member {} in data dir {}", cfg.name, node_cfg->data_dir);
+  // Joining an existing cluster (a new data directory only: etcd ignores the state otherwise):
+  // ask the other members for it.
+  std::error_code ec;
+  if (cfg.initial_cluster_state == cluster_state::existing &&
+      !std::filesystem::exists(std::filesystem::path(node_cfg->data_dir) / "member" / "wal", ec)) {
+    std::vector<std::string> others;
+    if (auto members = parse_initial_cluster(cfg.initial_cluster)) {
+      for (const auto& m : *members) {
+        if (m.name == cfg.name) continue;
+        for (const auto& u : m.peer_urls) others.push_back(u.to_string());
+      }
+    }
+    auto remote = transport::fetch_cluster(others, std::chrono::seconds(5));
+    if (!remote) {
+      spdlog::error("cannot fetch cluster info from peer urls: {}", remote.error());
+      return 1;
+    }
+    node_cfg->join =
+        etcdserver::server_config::existing_cluster{remote->cluster_id, std::move(remote->members)};
+  }
   transport::transport_options topts;
   if (node_cfg->request_timeout.count() > 0) topts.request_timeout = node_cfg->request_timeout;
   transport::peer_transport peers(topts);
@@ -220,9 +242,21 @@ int run(const config& cfg) {
                  n.member_id(), n.cluster_id());
   }
 
+  // Until a stop signal, or until this member is removed from the cluster (etcd's member then
+  // stops too).
   int sig = 0;
-  sigwait(&stop_signals, &sig);
-  spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  while (true) {
+    timespec tick{0, 100'000'000};
+    sig = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (sig > 0) {
+      spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      break;
+    }
+    if (n.removed()) {
+      spdlog::warn("this member was removed from the cluster, shutting down");
+      break;
+    }
+  }
   (*listener)->stop();
   listener->reset();
   watch.stop();

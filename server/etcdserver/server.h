@@ -76,6 +76,11 @@ class transport {
   // request timeout; any thread.
   virtual cairn::expected<std::int64_t, base::errc> lease_renew(std::uint64_t leader,
                                                                 std::int64_t id) = 0;
+  // When a stream to `peer` last became active; nullopt while it is not (etcd's ActiveSince).
+  virtual std::optional<std::chrono::steady_clock::time_point> active_since(std::uint64_t peer) = 0;
+  // Asks the leader to promote a learner (only it knows whether the learner is in sync).
+  virtual cairn::expected<void, base::errc> promote_on_leader(std::uint64_t leader,
+                                                              std::uint64_t id) = 0;
 };
 
 struct server_config {
@@ -91,6 +96,13 @@ struct server_config {
   // cluster when the member starts.
   std::vector<std::string> advertise_peer_urls;
   std::vector<std::string> advertise_client_urls;
+  // --initial-cluster-state=existing on a new data directory: the cluster as its members told it
+  // (the caller asked them); this member joins it instead of bootstrapping a new one.
+  struct existing_cluster {
+    std::uint64_t cluster_id = 0;
+    std::vector<member> members;
+  };
+  std::optional<existing_cluster> join;
   std::chrono::milliseconds heartbeat{100};
   std::chrono::milliseconds election{1000};
   std::uint64_t snapshot_count = 100000;
@@ -103,6 +115,7 @@ struct server_config {
   std::uint64_t max_pending_applies = 5000;
   // 0: 5 s + 2 × election, as etcd.
   std::chrono::milliseconds request_timeout{0};
+  bool strict_reconfig_check = true;  // --strict-reconfig-check
   std::optional<compactor_options> auto_compaction;
   // WAL and snapshot files go through this (tests put a sim_file_system here); the LMDB file is
   // always a real file under data_dir. nullptr: the real file system.
@@ -262,6 +275,26 @@ class server {
 
   const server_stats& stats() const { return stats_; }
   const membership& members() const { return members_; }
+
+  // Membership changes (etcd's AddMember, RemoveMember, UpdateMember, PromoteMember): checked
+  // as etcd does (--strict-reconfig-check: enough started members, a healthy cluster), then
+  // proposed as raft conf changes; each answers the membership after the change. Any thread.
+  struct member_added {
+    member added;
+    std::vector<member> members;
+  };
+  cairn::expected<member_added, base::errc> add_member(std::vector<std::string> peer_urls,
+                                                       bool learner);
+  cairn::expected<std::vector<member>, base::errc> remove_member(std::uint64_t id);
+  cairn::expected<std::vector<member>, base::errc> update_member(
+      std::uint64_t id, std::vector<std::string> peer_urls);
+  // Promotes on this member if it leads, else asks the leader (promote_on_leader).
+  cairn::expected<std::vector<member>, base::errc> promote_member(std::uint64_t id);
+  // The leader's part of a promotion: the learner must be in sync (90% of the leader's match).
+  cairn::expected<std::vector<member>, base::errc> promote_member_here(std::uint64_t id);
+  // True once this member has been removed from the cluster (it must stop, as etcd's does).
+  bool removed() const { return removed_.load(); }
+  void mark_removed();
   // The raft transport tells the node that a peer could not be reached.
   void report_unreachable(std::uint64_t peer);
   // ... and how sending it a snapshot ended.
@@ -370,6 +403,13 @@ class server {
   std::atomic<std::uint64_t> last_index_{0};
   std::atomic<std::uint64_t> snapshot_index_{0};
   std::atomic<std::uint64_t> next_id_{0};
+  std::atomic<bool> removed_{false};
+  bool strict_reconfig_check() const { return cfg_.strict_reconfig_check; }
+  cairn::expected<std::vector<member>, base::errc> configure(raftpb::ConfChange cc);
+  // Apply thread: a committed conf change (replay: only raft's configuration, not the bucket).
+  void apply_conf_change(const raftpb::Entry& e, bool replay);
+  // Runs `fn` on the raft thread (the node's owner) and waits for it; false if stopped.
+  bool run_on_raft(std::function<void(raft::raw_node&)> fn);
 
   // Raft loop input.
   std::mutex loop_mu_;

@@ -38,7 +38,49 @@ peer_transport::peer_transport(transport_options opts) : opts_(opts) {}
 
 peer_transport::~peer_transport() { stop(); }
 
-void peer_transport::attach(etcdserver::server& node) { node_ = &node; }
+void peer_transport::attach(etcdserver::server& node) {
+  node_ = &node;
+  maintainer_ = std::thread([this] { maintain(); });
+}
+
+void peer_transport::maintain() {
+  std::unique_lock lock(mu_);
+  while (!stopped_) {
+    etcdserver::server* node = node_.load();
+    std::vector<std::unique_ptr<peer>> gone;
+    if (node != nullptr) {
+      std::set<std::uint64_t> want;
+      for (const auto& m : node->members().list()) {
+        if (m.id != node->member_id()) want.insert(m.id);
+      }
+      for (auto id : want) peer_for(id);
+      for (auto it = peers_.begin(); it != peers_.end();) {
+        if (!want.contains(it->first)) {
+          gone.push_back(std::move(it->second));
+          it = peers_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (!gone.empty()) {
+      lock.unlock();
+      for (auto& p : gone) {
+        {
+          std::lock_guard plock(p->mu);
+          p->stop = true;
+          if (p->live != nullptr) p->live->TryCancel();
+          p->cv.notify_all();
+        }
+        if (p->sender.joinable()) p->sender.join();
+        std::lock_guard clock(mu_);
+        counters_.erase(p->id);
+      }
+      lock.lock();
+    }
+    maintain_cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopped_; });
+  }
+}
 
 void peer_transport::stop() {
   std::map<std::uint64_t, std::unique_ptr<peer>> peers;
@@ -48,6 +90,8 @@ void peer_transport::stop() {
     stopped_ = true;
     peers.swap(peers_);
   }
+  maintain_cv_.notify_all();
+  if (maintainer_.joinable()) maintainer_.join();
   for (auto& [id, p] : peers) {
     std::lock_guard lock(p->mu);
     p->stop = true;
@@ -236,9 +280,7 @@ void peer_transport::run_sender(peer& p, bool /*snapshots*/) {
   std::string last_error;
   while (true) {
     {
-      std::unique_lock lock(p.mu);
-      // Dial only when there is something to say.
-      p.cv.wait(lock, [&] { return p.stop || !p.queue.empty(); });
+      std::lock_guard lock(p.mu);
       if (p.stop) return;
     }
     auto ch = channel_for(p.id);
@@ -260,14 +302,33 @@ void peer_transport::run_sender(peer& p, bool /*snapshots*/) {
     const std::uint64_t self = node_.load()->member_id();
     bool active = false;
     bool ok = true;
+    bool hello = true;  // an empty envelope first: the stream is up even while there is no traffic
     while (ok) {
       raftpb::Envelope env;
       env.set_cluster_id(cluster);
       env.set_from(self);
-      {
+      if (hello) {
+        hello = false;
+      } else {
         std::unique_lock lock(p.mu);
-        p.cv.wait(lock, [&] { return p.stop || !p.queue.empty(); });
+        // While idle, watch the connection: a peer that went away is noticed at once (its
+        // stream stops counting as active, which member removal checks).
+        bool lost = false;
+        while (!p.stop && p.queue.empty()) {
+          if (p.cv.wait_for(lock, std::chrono::milliseconds(100),
+                            [&] { return p.stop || !p.queue.empty(); })) {
+            break;
+          }
+          if (ch->GetState(false) != GRPC_CHANNEL_READY) {
+            lost = true;
+            break;
+          }
+        }
         if (p.stop) break;
+        if (lost) {
+          ok = false;
+          break;
+        }
         std::size_t bytes = 0;
         while (!p.queue.empty() && env.messages_size() < 256 && bytes < (4u << 20)) {
           bytes += p.queue.front().ByteSizeLong();
@@ -286,6 +347,7 @@ void peer_transport::run_sender(peer& p, bool /*snapshots*/) {
           active = true;
           if (!c.active) {
             c.active = true;
+            c.active_since = std::chrono::steady_clock::now();
             CAIRN_LOG(info, "peer became active", {"peer-id", fmt::format("{:x}", p.id)});
           }
         }
@@ -314,6 +376,9 @@ void peer_transport::run_sender(peer& p, bool /*snapshots*/) {
                 {"remote-peer-id", fmt::format("{:x}", p.id)}, {"error", st.error_message()});
       last_error = st.error_message();
     }
+    if (st.error_message() == "the member has been permanently removed from the cluster") {
+      if (auto* node = node_.load()) node->mark_removed();
+    }
     report(active);
     if (!wait_backoff()) return;
   }
@@ -339,6 +404,62 @@ cairn::expected<std::int64_t, base::errc> peer_transport::lease_renew(std::uint6
   }
   if (resp.error() != 0) return cairn::unexpected(static_cast<base::errc>(resp.error() - 1));
   return resp.ttl();
+}
+
+std::optional<std::chrono::steady_clock::time_point> peer_transport::active_since(
+    std::uint64_t peer) {
+  std::lock_guard lock(mu_);
+  auto it = counters_.find(peer);
+  if (it == counters_.end() || !it->second.active) return std::nullopt;
+  return it->second.active_since;
+}
+
+cairn::expected<void, base::errc> peer_transport::promote_on_leader(std::uint64_t leader,
+                                                                    std::uint64_t id) {
+  etcdserver::server* node = node_.load();
+  if (node == nullptr) return cairn::unexpected(base::errc::no_leader);
+  auto ch = channel_for(leader);
+  if (!ch) return cairn::unexpected(base::errc::no_leader);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + opts_.request_timeout);
+  raftpb::PromoteRequest req;
+  req.set_cluster_id(node->cluster_id());
+  req.set_id(id);
+  raftpb::PromoteResponse resp;
+  auto st = raftpb::Peer::NewStub(ch)->Promote(&ctx, req, &resp);
+  if (!st.ok()) {
+    return cairn::unexpected(st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                 ? base::errc::timeout
+                                 : base::errc::no_leader);
+  }
+  if (resp.error() != 0) return cairn::unexpected(static_cast<base::errc>(resp.error() - 1));
+  return {};
+}
+
+cairn::expected<remote_cluster, std::string> fetch_cluster(
+    const std::vector<std::string>& peer_urls, std::chrono::milliseconds timeout) {
+  std::string last = "no peer URLs to ask";
+  for (const auto& u : peer_urls) {
+    auto target = dial_target(u);
+    if (!target) continue;
+    auto ch = grpc::CreateChannel(*target, grpc::InsecureChannelCredentials());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    raftpb::MembersResponse resp;
+    auto st = raftpb::Peer::NewStub(ch)->Members(&ctx, raftpb::MembersRequest{}, &resp);
+    if (!st.ok()) {
+      last = u + ": " + st.error_message();
+      continue;
+    }
+    remote_cluster rc;
+    rc.cluster_id = resp.cluster_id();
+    for (const auto& r : resp.members()) {
+      if (auto m = etcdserver::decode_member(r.SerializeAsString())) rc.members.push_back(*m);
+    }
+    return rc;
+  }
+  return cairn::unexpected("could not retrieve cluster information from the given URLs (" + last +
+                           ")");
 }
 
 void peer_transport::count_received(std::uint64_t from, std::size_t bytes, bool failed) {
@@ -457,6 +578,29 @@ grpc::Status peer_service::Snapshot(grpc::ServerContext*,
             {"snapshot-sender-id", fmt::format("{:x}", first.from())}, {"snapshot-index", index},
             {"snapshot-size", size});
   node_.step(first.message());
+  return grpc::Status::OK;
+}
+
+grpc::Status peer_service::Promote(grpc::ServerContext*, const raftpb::PromoteRequest* req,
+                                   raftpb::PromoteResponse* resp) {
+  if (auto st = check_cluster(req->cluster_id(), 0); !st.ok()) return st;
+  auto r = node_.promote_member_here(req->id());
+  if (!r) {
+    resp->set_error(static_cast<std::uint32_t>(r.error()) + 1);
+    return grpc::Status::OK;
+  }
+  for (const auto& m : *r) {
+    resp->add_members()->ParseFromString(etcdserver::encode_member(m));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status peer_service::Members(grpc::ServerContext*, const raftpb::MembersRequest*,
+                                   raftpb::MembersResponse* resp) {
+  resp->set_cluster_id(node_.cluster_id());
+  for (const auto& m : node_.members().list()) {
+    resp->add_members()->ParseFromString(etcdserver::encode_member(m));
+  }
   return grpc::Status::OK;
 }
 

@@ -43,6 +43,7 @@ struct peer_counters {
   std::uint64_t received_bytes = 0;
   std::uint64_t received_failures = 0;
   bool active = false;  // a stream to it is up
+  std::chrono::steady_clock::time_point active_since{};
   std::uint64_t disconnects = 0;
 };
 
@@ -71,6 +72,9 @@ class peer_transport final : public etcdserver::transport {
   void send(std::vector<raftpb::Message> msgs) override;
   cairn::expected<std::int64_t, base::errc> lease_renew(std::uint64_t leader,
                                                         std::int64_t id) override;
+  std::optional<std::chrono::steady_clock::time_point> active_since(std::uint64_t peer) override;
+  cairn::expected<void, base::errc> promote_on_leader(std::uint64_t leader,
+                                                      std::uint64_t id) override;
 
   // The receiving side counts here too.
   void count_received(std::uint64_t from, std::size_t bytes, bool failed);
@@ -92,6 +96,11 @@ class peer_transport final : public etcdserver::transport {
   std::set<std::uint64_t> snapshots_in_flight_;           // guarded by mu_
   std::vector<std::thread> snapshot_threads_;             // guarded by mu_
   bool stopped_ = false;                                  // guarded by mu_
+  // Keeps a stream to every member up (etcd's peers stay connected, which the reconfiguration
+  // checks rely on) and stops the senders of removed members.
+  void maintain();
+  std::condition_variable maintain_cv_;
+  std::thread maintainer_;
 };
 
 // The Peer service a member serves on its --listen-peer-urls.
@@ -104,12 +113,25 @@ class peer_service final : public raftpb::Peer::Service {
                           raftpb::LeaseRenewResponse* resp) override;
   grpc::Status Snapshot(grpc::ServerContext* ctx, grpc::ServerReader<raftpb::SnapshotChunk>* reader,
                         raftpb::Ack* ack) override;
+  grpc::Status Promote(grpc::ServerContext* ctx, const raftpb::PromoteRequest* req,
+                       raftpb::PromoteResponse* resp) override;
+  grpc::Status Members(grpc::ServerContext* ctx, const raftpb::MembersRequest* req,
+                       raftpb::MembersResponse* resp) override;
 
  private:
   grpc::Status check_cluster(std::uint64_t cluster_id, std::uint64_t from) const;
   etcdserver::server& node_;
   peer_transport& transport_;
 };
+
+// What a member joining an existing cluster learns from the first of `peer_urls` that answers
+// (etcd's GetClusterFromRemotePeers): the cluster id and its members.
+struct remote_cluster {
+  std::uint64_t cluster_id = 0;
+  std::vector<etcdserver::member> members;
+};
+cairn::expected<remote_cluster, std::string> fetch_cluster(
+    const std::vector<std::string>& peer_urls, std::chrono::milliseconds timeout);
 
 // Listens on the peer URLs ("http://host:port") and serves `svc`.
 class peer_listener {

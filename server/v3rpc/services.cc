@@ -595,11 +595,11 @@ grpc::Status maintenance_service::MoveLeader(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status cluster_service::MemberList(grpc::ServerContext* ctx,
-                                         const etcdserverpb::MemberListRequest*,
-                                         etcdserverpb::MemberListResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
-  for (const auto& mem : node_.members().list()) {
+namespace {
+
+template <typename Resp>
+void fill_members(const std::vector<etcdserver::member>& ms, Resp* resp) {
+  for (const auto& mem : ms) {
     auto* m = resp->add_members();
     m->set_id(mem.id);
     m->set_name(mem.name);
@@ -607,99 +607,83 @@ grpc::Status cluster_service::MemberList(grpc::ServerContext* ctx,
     for (const auto& u : mem.client_urls) m->add_clienturls(u);
     m->set_islearner(mem.is_learner);
   }
+}
+
+}  // namespace
+
+grpc::Status cluster_service::MemberList(grpc::ServerContext* ctx,
+                                         const etcdserverpb::MemberListRequest*,
+                                         etcdserverpb::MemberListResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  fill_members(node_.members().list(), resp);
   // Membership requests carry no store revision.
   fill_header(node_, 0, resp->mutable_header());
   return grpc::Status::OK;
 }
 
-std::optional<base::errc> check_member_change(member_change kind, std::uint64_t self_id,
-                                              const std::vector<std::string>& self_peer_urls,
-                                              std::uint64_t id,
-                                              const std::vector<std::string>& peer_urls,
-                                              const url_parser& parse, bool strict) {
-  auto canonical = [&](std::string_view u) -> std::optional<std::string> {
-    if (parse) return parse(u);
-    return std::string(u);
-  };
-  std::vector<std::string> urls;
-  if (kind == member_change::add) {
-    // etcd's v3rpc parses the URLs before anything else (types.NewURLs: at least one).
-    if (peer_urls.empty()) return base::errc::member_bad_urls;
-    for (const auto& u : peer_urls) {
-      auto c = canonical(u);
-      if (!c) return base::errc::member_bad_urls;
-      urls.push_back(std::move(*c));
-    }
-  } else {
-    // MemberUpdate's URLs are not parsed by etcd; they are compared as given.
-    urls = peer_urls;
+cairn::expected<std::vector<std::string>, base::errc> parse_member_urls(
+    const std::vector<std::string>& peer_urls, const url_parser& parse) {
+  // etcd's v3rpc parses MemberAdd's URLs before anything else (types.NewURLs: at least one).
+  if (peer_urls.empty()) return cairn::unexpected(base::errc::member_bad_urls);
+  std::vector<std::string> out;
+  for (const auto& u : peer_urls) {
+    auto c = parse ? parse(u) : std::optional<std::string>(u);
+    if (!c) return cairn::unexpected(base::errc::member_bad_urls);
+    out.push_back(std::move(*c));
   }
-  // The URLs of the members other than `id`: with one member, this member's unless it is `id`.
-  auto taken = [&] {
-    if (kind != member_change::add && id == self_id) return false;
-    for (const auto& mine : self_peer_urls) {
-      const auto c = canonical(mine).value_or(mine);
-      if (std::find(urls.begin(), urls.end(), c) != urls.end()) return true;
-    }
-    return false;
-  };
-  switch (kind) {
-    case member_change::add:
-      // A new voter keeps quorum here (one started member + the new one need 2 of 2 started,
-      // counting the new one); etcd then checks the URLs against every member.
-      if (taken()) return base::errc::peer_url_exist;
-      return std::nullopt;
-    case member_change::remove:
-      // Removing the only voter leaves 0 started of a quorum of 1 (IsReadyToRemoveVotingMember).
-      if (strict && id == self_id) return base::errc::member_not_enough_started;
-      if (id != self_id) return base::errc::member_not_found;
-      return std::nullopt;
-    case member_change::update:
-      if (id != self_id) return base::errc::member_not_found;
-      if (taken()) return base::errc::peer_url_exist;
-      return std::nullopt;
-    case member_change::promote:
-      if (id != self_id) return base::errc::member_not_found;
-      return base::errc::member_not_learner;
-  }
-  return std::nullopt;
-}
-
-grpc::Status cluster_service::change(grpc::ServerContext* ctx, member_change kind, std::uint64_t id,
-                                     const std::vector<std::string>& peer_urls) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
-  if (auto e = check_member_change(kind, node_.member_id(), opts_.self.peer_urls, id, peer_urls,
-                                   opts_.parse_peer_url, opts_.strict_reconfig_check)) {
-    return fail(*e);
-  }
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "cairn: membership changes need clustering, which this version of Cairn "
-                      "does not have yet");
+  return out;
 }
 
 grpc::Status cluster_service::MemberAdd(grpc::ServerContext* ctx,
                                         const etcdserverpb::MemberAddRequest* req,
-                                        etcdserverpb::MemberAddResponse*) {
-  return change(ctx, member_change::add, 0, {req->peerurls().begin(), req->peerurls().end()});
+                                        etcdserverpb::MemberAddResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  auto urls =
+      parse_member_urls({req->peerurls().begin(), req->peerurls().end()}, opts_.parse_peer_url);
+  if (!urls) return fail(urls.error());
+  auto r = node_.add_member(std::move(*urls), req->islearner());
+  if (!r) return fail(r.error());
+  auto* m = resp->mutable_member();
+  m->set_id(r->added.id);
+  for (const auto& u : r->added.peer_urls) m->add_peerurls(u);
+  m->set_islearner(r->added.is_learner);
+  fill_members(r->members, resp);
+  fill_header(node_, 0, resp->mutable_header());
+  return grpc::Status::OK;
 }
 
 grpc::Status cluster_service::MemberRemove(grpc::ServerContext* ctx,
                                            const etcdserverpb::MemberRemoveRequest* req,
-                                           etcdserverpb::MemberRemoveResponse*) {
-  return change(ctx, member_change::remove, req->id(), {});
+                                           etcdserverpb::MemberRemoveResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  auto r = node_.remove_member(req->id());
+  if (!r) return fail(r.error());
+  fill_members(*r, resp);
+  fill_header(node_, 0, resp->mutable_header());
+  return grpc::Status::OK;
 }
 
 grpc::Status cluster_service::MemberUpdate(grpc::ServerContext* ctx,
                                            const etcdserverpb::MemberUpdateRequest* req,
-                                           etcdserverpb::MemberUpdateResponse*) {
-  return change(ctx, member_change::update, req->id(),
-                {req->peerurls().begin(), req->peerurls().end()});
+                                           etcdserverpb::MemberUpdateResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  // MemberUpdate's URLs are not parsed by etcd; they are compared as given.
+  auto r = node_.update_member(req->id(), {req->peerurls().begin(), req->peerurls().end()});
+  if (!r) return fail(r.error());
+  fill_members(*r, resp);
+  fill_header(node_, 0, resp->mutable_header());
+  return grpc::Status::OK;
 }
 
 grpc::Status cluster_service::MemberPromote(grpc::ServerContext* ctx,
                                             const etcdserverpb::MemberPromoteRequest* req,
-                                            etcdserverpb::MemberPromoteResponse*) {
-  return change(ctx, member_change::promote, req->id(), {});
+                                            etcdserverpb::MemberPromoteResponse* resp) {
+  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  auto r = node_.promote_member(req->id());
+  if (!r) return fail(r.error());
+  fill_members(*r, resp);
+  fill_header(node_, 0, resp->mutable_header());
+  return grpc::Status::OK;
 }
 
 namespace {

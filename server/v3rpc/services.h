@@ -79,19 +79,10 @@ struct service_options {
   bool strict_reconfig_check = true;  // --strict-reconfig-check
 };
 
-// What the Cluster service answers a membership change on a cluster of one started member, the
-// only kind there is until clustering: etcd's error where etcd fails the same request, nullopt
-// where etcd would carry it out (Cairn answers UNIMPLEMENTED then). In etcd's order: the URLs
-// parse (add only), the strict reconfiguration check (removing the only voter leaves no
-// quorum: "re-configuration failed due to not enough started members"), then the membership
-// rules (unknown id: "member not found"; promoting a voter: "can only promote a learner
-// member"; a URL another member has: "Peer URLs already exists").
-enum class member_change { add, remove, update, promote };
-std::optional<base::errc> check_member_change(member_change kind, std::uint64_t self_id,
-                                              const std::vector<std::string>& self_peer_urls,
-                                              std::uint64_t id,
-                                              const std::vector<std::string>& peer_urls,
-                                              const url_parser& parse, bool strict);
+// MemberAdd's peer URLs parsed as etcd's v3rpc does before anything else: at least one, each
+// valid ("etcdserver: given member URLs are invalid" otherwise), in canonical spelling.
+cairn::expected<std::vector<std::string>, base::errc> parse_member_urls(
+    const std::vector<std::string>& peer_urls, const url_parser& parse);
 
 // etcd refuses a call whose metadata says `hasleader: true` with "etcdserver: no leader" while
 // the member knows no leader (etcd's interceptor); other calls go on.
@@ -209,9 +200,6 @@ class cluster_service final : public etcdserverpb::Cluster::Service {
                              etcdserverpb::MemberPromoteResponse* resp) override;
 
  private:
-  grpc::Status change(grpc::ServerContext* ctx, member_change kind, std::uint64_t id,
-                      const std::vector<std::string>& peer_urls);
-
   etcdserver::server& node_;
   service_options opts_;
 };
