@@ -191,6 +191,37 @@ TEST_F(ClusterTest, WritesThroughEveryMemberAreReadOnEvery) {
   EXPECT_EQ(kv_hashes.size(), 1u);
 }
 
+TEST_F(ClusterTest, MoveLeaderHandsLeadershipToAnotherMember) {
+  cairn_cluster c(dir_.path(), 3);
+  c.start_all();
+  const int leader = wait_for_leader(c, all_of(c), 10s);
+  ASSERT_GE(leader, 0);
+  const int target = (leader + 1) % 3;
+  std::ostringstream hex;
+  hex << std::hex << member_id_of(c.endpoint(target));
+  // etcdctl itself looks for the leader among the endpoints it is given.
+  auto r = etcdctl(c.endpoint(target), {"move-leader", hex.str()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("no leader endpoint given at [" + c.endpoint(target) + "]"),
+            std::string::npos)
+      << r.err;
+  // The Maintenance call on a follower: etcd's error.
+  {
+    grpc::ClientContext ctx;
+    etcdserverpb::MoveLeaderRequest req;
+    req.set_targetid(member_id_of(c.endpoint(target)));
+    etcdserverpb::MoveLeaderResponse resp;
+    auto st = maintenance(c.endpoint(target))->MoveLeader(&ctx, req, &resp);
+    EXPECT_EQ(st.error_message(), "etcdserver: not leader");
+  }
+  r = etcdctl(c.endpoint(leader), {"move-leader", hex.str()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ostringstream from;
+  from << std::hex << member_id_of(c.endpoint(leader));
+  EXPECT_EQ(r.out, "Leadership transferred from " + from.str() + " to " + hex.str() + "\n");
+  EXPECT_EQ(wait_for_leader(c, all_of(c), 5s), target);
+}
+
 TEST_F(ClusterTest, LeaseKeepAliveThroughAFollowerReachesTheLeader) {
   cairn_cluster c(dir_.path(), 3);
   c.start_all();

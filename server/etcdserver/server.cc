@@ -992,6 +992,24 @@ bool server::run_on_raft(std::function<void(raft::raw_node&)> fn) {
   return fut.get();
 }
 
+cairn::expected<void, base::errc> server::move_leader(std::uint64_t target) {
+  const auto deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
+  CAIRN_LOG(info, "leadership transfer starting",
+            {"local-member-id", fmt::format("{:x}", member_id_)},
+            {"current-leader-member-id", fmt::format("{:x}", leader_.load())},
+            {"transferee-member-id", fmt::format("{:x}", target)});
+  if (!run_on_raft([&](raft::raw_node& n) { n.transfer_leader(raft::node_id{target}); })) {
+    return cairn::unexpected(base::errc::stopped);
+  }
+  while (leader_.load() != target) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return cairn::unexpected(base::errc::timeout);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return {};
+}
+
 void server::mark_removed() {
   if (removed_.exchange(true)) return;
   CAIRN_LOG(warn, "the member has been permanently removed from the cluster",
@@ -1748,7 +1766,7 @@ void server::install_snapshot(const raftpb::Snapshot& snap) {
   store_->set_consistent_index({meta.index(), meta.term()});
   backend_->force_commit();
   backend_->sync();
-  const std::int64_t old_rev = store_->rev();
+  [[maybe_unused]] const std::int64_t old_rev = store_->rev();
   store_->reload();
   if (store_->consistent_index().index != meta.index()) {
     fatal(absl::StrCat("the leader's snapshot db holds index ", store_->consistent_index().index,

@@ -292,6 +292,9 @@ class server {
   cairn::expected<std::vector<member>, base::errc> promote_member(std::uint64_t id);
   // The leader's part of a promotion: the learner must be in sync (90% of the leader's match).
   cairn::expected<std::vector<member>, base::errc> promote_member_here(std::uint64_t id);
+  // Hands leadership to `target` (a voter) and waits until it leads (etcd's MoveLeader), up to
+  // the request timeout.
+  cairn::expected<void, base::errc> move_leader(std::uint64_t target);
   // True once this member has been removed from the cluster (it must stop, as etcd's does).
   bool removed() const { return removed_.load(); }
   void mark_removed();

@@ -581,17 +581,17 @@ grpc::Status maintenance_service::MoveLeader(grpc::ServerContext* ctx,
                                              const etcdserverpb::MoveLeaderRequest* req,
                                              etcdserverpb::MoveLeaderResponse*) {
   if (auto e = leader_required(ctx, node_)) return fail(*e);
-  // The membership is this member alone until clustering comes.
-  const std::vector<std::uint64_t> voters = {node_.member_id()};
+  std::vector<std::uint64_t> voters;
+  for (const auto& m : node_.members().list()) {
+    if (!m.is_learner) voters.push_back(m.id);
+  }
   const std::uint64_t leader = node_.leader();
   if (auto e = check_move_leader(node_.member_id(), leader, voters, req->targetid())) {
     return fail(*e);
   }
-  // The target is a voter and this member leads, so the target is this member: raft ignores a
-  // transfer to the leader itself and etcd's wait for the target to lead ends at once.
-  if (req->targetid() != leader) {
-    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "cairn: leader transfer needs peers");
-  }
+  // To itself: raft ignores it and etcd's wait for the target to lead ends at once.
+  if (req->targetid() == leader) return grpc::Status::OK;
+  if (auto r = node_.move_leader(req->targetid()); !r) return fail(r.error());
   return grpc::Status::OK;
 }
 
