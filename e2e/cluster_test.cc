@@ -504,17 +504,9 @@ bool exits_within(process& p, std::chrono::milliseconds timeout) {
 // write is lost; a wiped member is replaced under a new id.
 TEST_F(ClusterTest, MembersAreAddedPromotedAndRemovedUnderLoad) {
   cairn_cluster c(dir_.path(), 5);  // m4 and m5 join later
-  auto founders = [&](int i) {
-    std::string ic;
-    for (int j = 0; j < 3; ++j) ic += (j ? "," : "") + c.name(j) + "=" + c.peer_url(j);
-    (void)i;
-    return ic;
-  };
-  for (int i = 0; i < 3; ++i) {
-    auto args = c.argv(i);
-    args.push_back("--initial-cluster=" + founders(i));
-    c.start(i, {"--initial-cluster=" + founders(i)});
-  }
+  std::string founders;             // m1..m3 found the cluster
+  for (int j = 0; j < 3; ++j) founders += (j ? "," : "") + c.name(j) + "=" + c.peer_url(j);
+  for (int i = 0; i < 3; ++i) c.start(i, {"--initial-cluster=" + founders});
   ASSERT_GE(wait_for_leader(c, {0, 1, 2}, 10s), 0);
   const std::string eps = c.endpoint(0) + "," + c.endpoint(1) + "," + c.endpoint(2);
 

@@ -553,25 +553,48 @@ void server::propose_async(request r, std::function<void(apply_result)> done) {
   if (data.size() > cfg_.max_request_bytes) {
     return done({cairn::unexpected(base::errc::request_too_large)});
   }
-  auto w = std::make_shared<waiter>();
   stats_.proposals_pending.fetch_add(1, std::memory_order_relaxed);
-  w->done = [this, done = std::move(done)](apply_result res) {
-    stats_.proposals_pending.fetch_sub(1, std::memory_order_relaxed);
-    done(std::move(res));
-  };
+  submit(r.id, {loop_input::proposal{r.id, std::move(data)}},
+         [this, done = std::move(done)](apply_result res) {
+           stats_.proposals_pending.fetch_sub(1, std::memory_order_relaxed);
+           done(std::move(res));
+         });
+}
+
+void server::submit(std::uint64_t id, loop_input in, std::function<void(apply_result)> done) {
+  auto w = std::make_shared<waiter>();
+  w->done = std::move(done);
   w->deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
   bool stopped;
   {
     std::lock_guard lock(wait_mu_);
     stopped = stopped_;
-    if (!stopped) waiters_[r.id] = w;
+    if (!stopped) waiters_[id] = w;
   }
   if (stopped) return w->done({cairn::unexpected(base::errc::stopped)});
   {
     std::lock_guard lock(loop_mu_);
-    inbox_.push_back({loop_input::proposal{r.id, std::move(data)}});
+    inbox_.push_back(std::move(in));
   }
   loop_cv_.notify_one();
+}
+
+std::shared_ptr<server::waiter> server::take_waiter(std::uint64_t id) {
+  std::lock_guard lock(wait_mu_);
+  auto it = waiters_.find(id);
+  if (it == waiters_.end()) return nullptr;
+  auto w = std::move(it->second);
+  waiters_.erase(it);
+  return w;
+}
+
+void server::publish_applied(std::uint64_t index, std::uint64_t term) {
+  applied_term_ = term;
+  {
+    std::lock_guard lock(applied_mu_);
+    applied_ = index;
+  }
+  applied_cv_.notify_all();
 }
 
 void server::expire_waiters() {
@@ -984,12 +1007,12 @@ bool server::run_on_raft(std::function<void(raft::raw_node&)> fn) {
     }}});
   }
   loop_cv_.notify_one();
-  // The raft loop runs every input before it stops; a stop that raced the push answers here.
-  while (fut.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
-    std::lock_guard lock(loop_mu_);
-    if (stop_loop_ && !raft_thread_.joinable()) return false;
+  // A push that raced the stop is dropped with the inbox at shutdown: a broken promise.
+  try {
+    return fut.get();
+  } catch (const std::future_error&) {
+    return false;
   }
-  return fut.get();
 }
 
 cairn::expected<void, base::errc> server::move_leader(std::uint64_t target) {
@@ -1022,19 +1045,9 @@ cairn::expected<std::vector<member>, base::errc> server::configure(raftpb::ConfC
   cc.set_id(++next_id_);
   std::promise<apply_result> p;
   auto fut = p.get_future();
-  auto w = std::make_shared<waiter>();
-  w->done = [&p](apply_result res) { p.set_value(std::move(res)); };
-  w->deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
-  {
-    std::lock_guard lock(wait_mu_);
-    if (stopped_) return cairn::unexpected(base::errc::stopped);
-    waiters_[cc.id()] = w;
-  }
-  {
-    std::lock_guard lock(loop_mu_);
-    inbox_.push_back({loop_input::conf_proposal{cc.id(), std::move(cc)}});
-  }
-  loop_cv_.notify_one();
+  const std::uint64_t id = cc.id();
+  submit(id, {loop_input::conf_proposal{id, std::move(cc)}},
+         [&p](apply_result res) { p.set_value(std::move(res)); });
   apply_result res = fut.get();
   if (!res.value) return cairn::unexpected(res.value.error());
   return std::get<std::vector<member>>(*res.value);
@@ -1184,6 +1197,48 @@ cairn::expected<std::vector<member>, base::errc> server::promote_member(std::uin
   return members_.list();
 }
 
+// etcd's ValidateConfigurationChange, against the members as they are before the change.
+std::optional<base::errc> server::validate_conf_change(
+    const raftpb::ConfChange& cc, const raftpb::MemberRecord& ctx,
+    const std::optional<member>& existing) const {
+  const auto ms = members_.list();
+  // Another member (not `skip`) already has one of the change's peer URLs.
+  auto url_taken = [&](std::uint64_t skip) {
+    for (const auto& m : ms) {
+      if (m.id == skip) continue;
+      for (const auto& u : ctx.peer_urls()) {
+        if (std::find(m.peer_urls.begin(), m.peer_urls.end(), u) != m.peer_urls.end()) return true;
+      }
+    }
+    return false;
+  };
+  switch (cc.type()) {
+    case raftpb::CONF_ADD_NODE:
+    case raftpb::CONF_ADD_LEARNER_NODE:
+      if (ctx.promote()) {
+        if (!existing) return base::errc::member_not_found;
+        if (!existing->is_learner) return base::errc::member_not_learner;
+        return std::nullopt;
+      }
+      if (existing) return base::errc::member_exist;
+      if (url_taken(0)) return base::errc::peer_url_exist;
+      if (cc.type() == raftpb::CONF_ADD_LEARNER_NODE &&
+          std::count_if(ms.begin(), ms.end(), [](const member& m) { return m.is_learner; }) >= 1) {
+        return base::errc::too_many_learners;  // etcd's maxLearners: 1
+      }
+      return std::nullopt;
+    case raftpb::CONF_REMOVE_NODE:
+      if (!existing) return base::errc::member_not_found;
+      return std::nullopt;
+    case raftpb::CONF_UPDATE_NODE:
+      if (!existing) return base::errc::member_not_found;
+      if (url_taken(cc.node_id())) return base::errc::peer_url_exist;
+      return std::nullopt;
+    default:
+      fatal(absl::StrCat("unknown conf change type ", static_cast<int>(cc.type())));
+  }
+}
+
 void server::apply_conf_change(const raftpb::Entry& e, bool replay) {
   raftpb::ConfChange cc;
   if (!cc.ParseFromString(e.data())) fatal(absl::StrCat("undecodable conf change at ", e.index()));
@@ -1202,54 +1257,7 @@ void server::apply_conf_change(const raftpb::Entry& e, bool replay) {
   } else if (members_.is_removed(id)) {
     invalid = base::errc::member_not_found;  // etcd's ErrIDRemoved
   } else {
-    const auto ms = members_.list();
-    switch (cc.type()) {
-      case raftpb::CONF_ADD_NODE:
-      case raftpb::CONF_ADD_LEARNER_NODE:
-        if (ctx.promote()) {
-          if (!existing) {
-            invalid = base::errc::member_not_found;
-          } else if (!existing->is_learner) {
-            invalid = base::errc::member_not_learner;
-          }
-        } else if (existing) {
-          invalid = base::errc::member_exist;
-        } else {
-          for (const auto& m : ms) {
-            for (const auto& u : ctx.peer_urls()) {
-              if (std::find(m.peer_urls.begin(), m.peer_urls.end(), u) != m.peer_urls.end()) {
-                invalid = base::errc::peer_url_exist;
-              }
-            }
-          }
-          if (!invalid && cc.type() == raftpb::CONF_ADD_LEARNER_NODE &&
-              std::count_if(ms.begin(), ms.end(), [](const member& m) { return m.is_learner; }) +
-                      1 >
-                  1) {
-            invalid = base::errc::too_many_learners;  // etcd's maxLearners: 1
-          }
-        }
-        break;
-      case raftpb::CONF_REMOVE_NODE:
-        if (!existing) invalid = base::errc::member_not_found;
-        break;
-      case raftpb::CONF_UPDATE_NODE:
-        if (!existing) {
-          invalid = base::errc::member_not_found;
-        } else {
-          for (const auto& m : ms) {
-            if (m.id == id) continue;
-            for (const auto& u : ctx.peer_urls()) {
-              if (std::find(m.peer_urls.begin(), m.peer_urls.end(), u) != m.peer_urls.end()) {
-                invalid = base::errc::peer_url_exist;
-              }
-            }
-          }
-        }
-        break;
-      default:
-        fatal(absl::StrCat("unknown conf change type at ", e.index()));
-    }
+    invalid = validate_conf_change(cc, ctx, existing);
   }
   raftpb::ConfChange to_raft = cc;
   if (invalid) to_raft.set_node_id(0);  // raft only forgets the pending change (etcd: None)
@@ -1292,21 +1300,8 @@ void server::apply_conf_change(const raftpb::Entry& e, bool replay) {
         break;
     }
   }
-  {
-    std::lock_guard lock(applied_mu_);
-    applied_ = e.index();
-  }
-  applied_term_ = e.term();
-  applied_cv_.notify_all();
-  std::shared_ptr<waiter> w;
-  {
-    std::lock_guard lock(wait_mu_);
-    if (auto it = waiters_.find(cc.id()); it != waiters_.end()) {
-      w = it->second;
-      waiters_.erase(it);
-    }
-  }
-  if (w) {
+  publish_applied(e.index(), e.term());
+  if (auto w = take_waiter(cc.id())) {
     if (invalid) {
       w->done({cairn::unexpected(*invalid)});
     } else {
@@ -1393,14 +1388,7 @@ void server::raft_loop() {
     for (auto& in : batch) {
       if (auto* p = std::get_if<loop_input::proposal>(&in.v)) {
         if (auto r = node_->propose(std::move(p->data)); !r) {
-          std::shared_ptr<waiter> w;
-          {
-            std::lock_guard lock(wait_mu_);
-            if (auto it = waiters_.find(p->id); it != waiters_.end()) {
-              w = it->second;
-              waiters_.erase(it);
-            }
-          }
+          std::shared_ptr<waiter> w = take_waiter(p->id);
           if (w) {
             w->done({cairn::unexpected(r.error() == raft::propose_error::no_leader
                                            ? base::errc::no_leader
@@ -1421,14 +1409,7 @@ void server::raft_loop() {
         }
       } else if (auto* cp = std::get_if<loop_input::conf_proposal>(&in.v)) {
         if (auto r = node_->propose_conf_change(cp->cc); !r) {
-          std::shared_ptr<waiter> w;
-          {
-            std::lock_guard lock(wait_mu_);
-            if (auto it = waiters_.find(cp->id); it != waiters_.end()) {
-              w = it->second;
-              waiters_.erase(it);
-            }
-          }
+          std::shared_ptr<waiter> w = take_waiter(cp->id);
           // A change still pending: etcd's raft drops the second one and etcd times out.
           if (w) {
             w->done({cairn::unexpected(r.error() == raft::propose_error::no_leader
@@ -1784,12 +1765,7 @@ void server::install_snapshot(const raftpb::Snapshot& snap) {
     std::lock_guard lock(conf_mu_);
     conf_ = meta.conf_state();
   }
-  applied_term_ = meta.term();
-  {
-    std::lock_guard lock(applied_mu_);
-    applied_ = meta.index();
-  }
-  applied_cv_.notify_all();
+  publish_applied(meta.index(), meta.term());
   last_snapshot_ = meta.index();
   std::error_code ec;
   std::filesystem::remove(path, ec);
@@ -1876,14 +1852,7 @@ cairn::expected<db_snapshot, server_error> server::snapshot() {
 }
 
 void server::apply_entry(const raftpb::Entry& e) {
-  auto publish = [&] {
-    applied_term_ = e.term();
-    {
-      std::lock_guard lock(applied_mu_);
-      applied_ = e.index();
-    }
-    applied_cv_.notify_all();
-  };
+  auto publish = [&] { publish_applied(e.index(), e.term()); };
 #ifndef CAIRN_PLANTED_BUG_APPLY_TWICE
   // Exactly once: the db already holds the effects of entries up to its consistent index.
   if (e.index() <= store_->consistent_index().index) {
@@ -1901,14 +1870,7 @@ void server::apply_entry(const raftpb::Entry& e) {
     // The applied index moves before the proposer hears back (as etcd sets it before
     // triggering the wait), so whoever got the answer sees an applied index that covers it.
     publish();
-    std::shared_ptr<waiter> w;
-    {
-      std::lock_guard lock(wait_mu_);
-      if (auto it = waiters_.find(req->id); it != waiters_.end()) {
-        w = it->second;
-        waiters_.erase(it);
-      }
-    }
+    std::shared_ptr<waiter> w = take_waiter(req->id);
     if (w) w->done(std::move(res));
     return;
   }

@@ -64,6 +64,10 @@ namespace cairn::wal {
 class wal;
 }
 
+namespace cairn::raftpb {
+class MemberRecord;
+}  // namespace cairn::raftpb
+
 namespace cairn::etcdserver {
 
 // Where raft messages for other members go. Called on the raft loop thread, after the entries
@@ -339,6 +343,13 @@ class server {
   cairn::expected<void, server_error> open();
   cairn::expected<apply_result, base::errc> propose(request r);
   void propose_async(request r, std::function<void(apply_result)> done);
+  // Registers a waiter for `id` (answered with `stopped` if the server stopped) and queues `in`
+  // for the raft loop.
+  void submit(std::uint64_t id, loop_input in, std::function<void(apply_result)> done);
+  // Removes and returns the waiter of `id`, if any.
+  std::shared_ptr<waiter> take_waiter(std::uint64_t id);
+  // Apply thread: the applied index and term move, and whoever waits for them hears it.
+  void publish_applied(std::uint64_t index, std::uint64_t term);
   // Raft loop, every tick: fails the waiters whose request timeout has passed.
   void expire_waiters();
   void expire_reads();
@@ -411,6 +422,9 @@ class server {
   cairn::expected<std::vector<member>, base::errc> configure(raftpb::ConfChange cc);
   // Apply thread: a committed conf change (replay: only raft's configuration, not the bucket).
   void apply_conf_change(const raftpb::Entry& e, bool replay);
+  std::optional<base::errc> validate_conf_change(const raftpb::ConfChange& cc,
+                                                 const raftpb::MemberRecord& ctx,
+                                                 const std::optional<member>& existing) const;
   // Runs `fn` on the raft thread (the node's owner) and waits for it; false if stopped.
   bool run_on_raft(std::function<void(raft::raw_node&)> fn);
 

@@ -13,6 +13,13 @@
 
 namespace cairn::transport {
 
+std::uint32_t encode_errc(base::errc e) { return static_cast<std::uint32_t>(e) + 1; }
+
+std::optional<base::errc> decode_errc(std::uint32_t wire) {
+  if (wire == 0) return std::nullopt;
+  return static_cast<base::errc>(wire - 1);
+}
+
 std::optional<std::string> dial_target(const std::string& peer_url) {
   constexpr std::string_view http = "http://";
   if (!peer_url.starts_with(http)) return std::nullopt;
@@ -384,25 +391,35 @@ void peer_transport::run_sender(peer& p, bool /*snapshots*/) {
   }
 }
 
-cairn::expected<std::int64_t, base::errc> peer_transport::lease_renew(std::uint64_t leader,
-                                                                      std::int64_t id) {
+template <typename Req, typename Resp, typename Call>
+cairn::expected<void, base::errc> peer_transport::call_leader(std::uint64_t leader, Req& req,
+                                                              Resp* resp, Call call) {
   etcdserver::server* node = node_.load();
   if (node == nullptr) return cairn::unexpected(base::errc::no_leader);
   auto ch = channel_for(leader);
   if (!ch) return cairn::unexpected(base::errc::no_leader);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + opts_.request_timeout);
-  raftpb::LeaseRenewRequest req;
   req.set_cluster_id(node->cluster_id());
-  req.set_id(id);
-  raftpb::LeaseRenewResponse resp;
-  auto st = raftpb::Peer::NewStub(ch)->LeaseRenew(&ctx, req, &resp);
+  auto stub = raftpb::Peer::NewStub(ch);
+  grpc::Status st = ((*stub).*call)(&ctx, req, resp);
   if (!st.ok()) {
     return cairn::unexpected(st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
                                  ? base::errc::timeout
                                  : base::errc::no_leader);
   }
-  if (resp.error() != 0) return cairn::unexpected(static_cast<base::errc>(resp.error() - 1));
+  if (auto e = decode_errc(resp->error())) return cairn::unexpected(*e);
+  return {};
+}
+
+cairn::expected<std::int64_t, base::errc> peer_transport::lease_renew(std::uint64_t leader,
+                                                                      std::int64_t id) {
+  raftpb::LeaseRenewRequest req;
+  req.set_id(id);
+  raftpb::LeaseRenewResponse resp;
+  if (auto r = call_leader(leader, req, &resp, &raftpb::Peer::Stub::LeaseRenew); !r) {
+    return cairn::unexpected(r.error());
+  }
   return resp.ttl();
 }
 
@@ -416,24 +433,10 @@ std::optional<std::chrono::steady_clock::time_point> peer_transport::active_sinc
 
 cairn::expected<void, base::errc> peer_transport::promote_on_leader(std::uint64_t leader,
                                                                     std::uint64_t id) {
-  etcdserver::server* node = node_.load();
-  if (node == nullptr) return cairn::unexpected(base::errc::no_leader);
-  auto ch = channel_for(leader);
-  if (!ch) return cairn::unexpected(base::errc::no_leader);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + opts_.request_timeout);
   raftpb::PromoteRequest req;
-  req.set_cluster_id(node->cluster_id());
   req.set_id(id);
   raftpb::PromoteResponse resp;
-  auto st = raftpb::Peer::NewStub(ch)->Promote(&ctx, req, &resp);
-  if (!st.ok()) {
-    return cairn::unexpected(st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                                 ? base::errc::timeout
-                                 : base::errc::no_leader);
-  }
-  if (resp.error() != 0) return cairn::unexpected(static_cast<base::errc>(resp.error() - 1));
-  return {};
+  return call_leader(leader, req, &resp, &raftpb::Peer::Stub::Promote);
 }
 
 cairn::expected<remote_cluster, std::string> fetch_cluster(
@@ -516,14 +519,14 @@ grpc::Status peer_service::LeaseRenew(grpc::ServerContext*, const raftpb::LeaseR
   // Only the leader renews; a member that is no longer it says so (the follower's KeepAlive
   // then answers as etcd does when the leader moved).
   if (node_.leader() != node_.member_id()) {
-    resp->set_error(static_cast<std::uint32_t>(base::errc::not_leader) + 1);
+    resp->set_error(encode_errc(base::errc::not_leader));
     return grpc::Status::OK;
   }
   auto r = node_.lease_renew(req->id());
   if (r) {
     resp->set_ttl(*r);
   } else {
-    resp->set_error(static_cast<std::uint32_t>(r.error()) + 1);
+    resp->set_error(encode_errc(r.error()));
   }
   return grpc::Status::OK;
 }
@@ -586,7 +589,7 @@ grpc::Status peer_service::Promote(grpc::ServerContext*, const raftpb::PromoteRe
   if (auto st = check_cluster(req->cluster_id(), 0); !st.ok()) return st;
   auto r = node_.promote_member_here(req->id());
   if (!r) {
-    resp->set_error(static_cast<std::uint32_t>(r.error()) + 1);
+    resp->set_error(encode_errc(r.error()));
     return grpc::Status::OK;
   }
   for (const auto& m : *r) {

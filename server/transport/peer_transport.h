@@ -47,6 +47,10 @@ struct peer_counters {
   std::uint64_t disconnects = 0;
 };
 
+// Errors on the wire of the peer calls: 0 for none, else the base::errc value + 1.
+std::uint32_t encode_errc(base::errc e);
+std::optional<base::errc> decode_errc(std::uint32_t wire);
+
 // "http://host:port" → "host:port" for gRPC; nullopt for what we cannot dial yet (https: peer
 // TLS is the security issue's).
 std::optional<std::string> dial_target(const std::string& peer_url);
@@ -87,6 +91,10 @@ class peer_transport final : public etcdserver::transport {
   // One snapshot to one peer, start to end; true if the peer took it all.
   bool send_snapshot(std::uint64_t to, raftpb::Message m);
   std::shared_ptr<grpc::Channel> channel_for(std::uint64_t id);
+  // A unary Peer call to the leader with the request timeout; the answer's error field decoded.
+  template <typename Req, typename Resp, typename Call>
+  cairn::expected<void, base::errc> call_leader(std::uint64_t leader, Req& req, Resp* resp,
+                                                Call call);
 
   transport_options opts_;
   std::atomic<etcdserver::server*> node_{nullptr};
