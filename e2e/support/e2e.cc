@@ -5,10 +5,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -107,24 +109,44 @@ fs::path cairn_binary() {
 }
 fs::path source_dir() { return env_or("CAIRN_TEST_SOURCE_DIR", "."); }
 
+// Ports come from below the kernel's ephemeral range, so no outgoing connection (etcdctl's,
+// a peer's) can take a port between the moment a test picks it and the moment its server binds
+// it. Tests running in parallel claim a port with a lock file held until the process exits.
 int free_port() {
   static std::set<int> handed_out;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int ephemeral_low = 32768;
+  if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> ephemeral_low;
+  const int low = 10000;
+  const int high = std::max(low + 1000, ephemeral_low);
+  const fs::path claims = fs::temp_directory_path() / "cairn-test-ports";
+  std::error_code ec;
+  fs::create_directories(claims, ec);
+  std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(getpid()));
+  std::uniform_int_distribution<int> pick(low, high - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const int port = pick(rng);
+    if (handed_out.contains(port)) continue;
+    const std::string claim = (claims / std::to_string(port)).string();
+    const int lock_fd = open(claim.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (lock_fd < 0) continue;
+    if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      close(lock_fd);
+      continue;
+    }
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error("socket failed");
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    int port = -1;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool bound = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     close(fd);
-    // Keep clear of etcd's well-known ports whatever the kernel says.
-    if (port > 0 && port != 2379 && port != 2380 && handed_out.insert(port).second) return port;
+    if (!bound) {
+      close(lock_fd);
+      continue;
+    }
+    handed_out.insert(port);  // the lock stays held (lock_fd open) until this process exits
+    return port;
   }
   throw std::runtime_error("free_port: no free port found");
 }

@@ -29,8 +29,10 @@ std::filesystem::path cairn_binary();
 // The source tree ($CAIRN_TEST_SOURCE_DIR, set by cairn_test for every test).
 std::filesystem::path source_dir();
 
-// A TCP port on 127.0.0.1 that was free a moment ago. Ports handed out by this process are
-// never handed out twice, so two servers in one test do not collide with each other.
+// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range (so no
+// outgoing connection takes it before the server binds it). Ports handed out by this process are
+// never handed out twice, and a lock file under $TMPDIR/cairn-test-ports keeps tests running in
+// parallel from picking the same port while this process lives.
 int free_port();
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction.

@@ -1,6 +1,9 @@
 // The test support itself: a checker of processes must see failures, exit codes and time-outs.
 #include "support/e2e.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 namespace cairn::e2e {
@@ -36,6 +39,19 @@ TEST(E2eSupport, FreePortsAreDistinctAndNotEtcds) {
   EXPECT_NE(a, b);
   EXPECT_NE(a, 2379);
   EXPECT_GT(a, 0);
+  int ephemeral_low = 0;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> ephemeral_low;
+  EXPECT_LT(a, ephemeral_low);
+  EXPECT_LT(b, ephemeral_low);
+}
+
+TEST(E2eSupport, AnotherProcessDoesNotGetAPortThisOneHolds) {
+  const int mine = free_port();
+  // The claim is a lock another process cannot take while this one lives.
+  const std::string lock =
+      (std::filesystem::temp_directory_path() / "cairn-test-ports" / std::to_string(mine)).string();
+  const auto r = run({"/usr/bin/flock", "--nonblock", lock, "true"});
+  EXPECT_NE(r.exit_code, 0) << "the claim on port " << mine << " is not held";
 }
 
 TEST(E2eSupport, WaitForPortSeesAnExitedChild) {
