@@ -4,10 +4,13 @@
 // member list, alarm list and disarm under NOSPACE, defrag and compaction.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/e2e.h"
@@ -175,6 +178,146 @@ TEST(Cairnctl, SameOutputAsEtcdctlForHashkvMoveLeaderAndMemberChanges) {
     EXPECT_EQ(got.out, want.out) << what;
     EXPECT_EQ(error_line(got.err), error_line(want.err)) << what;
   }
+}
+
+// The keys as `get --prefix "" -w json` lists them, without the header (ids, term).
+std::string kvs_of(const std::string& ep) {
+  auto r = etcdctl(ep, {"get", "--prefix", "", "-w", "json"});
+  const auto at = r.out.find("\"kvs\":");
+  return at == std::string::npos ? "no kvs: " + r.out + r.err : r.out.substr(at);
+}
+
+std::string hashkv_of(const std::string& ep, std::int64_t rev) {
+  auto r = etcdctl(ep, {"endpoint", "hashkv", "--rev=" + std::to_string(rev)});
+  const auto comma = r.out.find(", ");
+  return comma == std::string::npos ? "failed: " + r.err : r.out.substr(comma + 2);
+}
+
+void wait_healthy(const std::string& endpoints) {
+  for (int i = 0; i < 100; ++i) {
+    if (etcdctl(endpoints, {"endpoint", "health"}).exit_code == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  FAIL() << endpoints << " never became healthy";
+}
+
+// save from a 3-member cluster, restore three members of a new cluster from the file: they
+// form a healthy cluster with exactly the keys, revisions, compaction and lease of the original
+// and the same HashKV at the snapshot's revision; new writes go on from that revision.
+TEST(Cairnctl, SnapshotRestoresIntoANewClusterWithIdenticalDataAndRevisions) {
+  e2e::temp_dir dir("cairnctl-restore");
+  e2e::cairn_cluster src(dir.path() / "src", 3);
+  src.start_all();
+  wait_healthy(src.endpoints());
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(
+        etcdctl(src.endpoint(i % 3), {"put", "k" + std::to_string(i), "v" + std::to_string(i)})
+            .exit_code,
+        0);
+  }
+  ASSERT_EQ(etcdctl(src.endpoint(1), {"put", "k3", "again"}).exit_code, 0);
+  ASSERT_EQ(etcdctl(src.endpoint(2), {"del", "k4"}).exit_code, 0);
+  auto grant = etcdctl(src.endpoint(0), {"lease", "grant", "600"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(grant.out, m, std::regex("lease ([0-9a-f]+) granted")))
+      << grant.out;
+  const std::string lease = m[1];
+  ASSERT_EQ(etcdctl(src.endpoint(0), {"put", "leased", "x", "--lease=" + lease}).exit_code, 0);
+  ASSERT_EQ(etcdctl(src.endpoint(0), {"compaction", "10"}).exit_code, 0);
+  // Revision 34: 30 puts, one more, one delete, the leased key.
+  const std::int64_t rev = 34;
+  const auto file = (dir.path() / "backup.db").string();
+  auto save = ctl(src.endpoint(1), {"snapshot", "save", file});
+  ASSERT_EQ(save.exit_code, 0) << save.err;
+  ASSERT_NE(save.out.find("revision 34, 30 keys"), std::string::npos) << save.out;
+  const std::string want_kvs = kvs_of(src.endpoint(0));
+  const std::string want_hash = hashkv_of(src.endpoint(0), rev);
+  for (int i = 0; i < 3; ++i) src.kill(i);
+
+  e2e::cairn_cluster dst(dir.path() / "dst", 3);
+  for (int i = 0; i < 3; ++i) {
+    auto r = ctl("127.0.0.1:1", {"snapshot", "restore", file, "--name", dst.name(i), "--data-dir",
+                                 dst.data_dir(i).string(), "--initial-cluster",
+                                 dst.initial_cluster(), "--initial-cluster-token", "restored",
+                                 "--initial-advertise-peer-urls", dst.peer_url(i)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("revision 34"), std::string::npos) << r.out;
+  }
+  dst.start_all();
+  wait_healthy(dst.endpoints());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(kvs_of(dst.endpoint(i)), want_kvs) << dst.name(i);
+    EXPECT_EQ(hashkv_of(dst.endpoint(i), rev), want_hash) << dst.name(i);
+  }
+  // The old cluster's members are gone: the new one lists its own three, by their names.
+  auto members = etcdctl(dst.endpoint(0), {"member", "list"});
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(members.out.find(", started, " + dst.name(i) + ", " + dst.peer_url(i)),
+              std::string::npos)
+        << members.out;
+  }
+  EXPECT_EQ(std::count(members.out.begin(), members.out.end(), '\n'), 3) << members.out;
+  // History below the compaction stays compacted; the lease lives on with its key.
+  auto old = etcdctl(dst.endpoint(2), {"get", "k1", "--rev=5"});
+  EXPECT_NE(old.err.find("required revision has been compacted"), std::string::npos) << old.err;
+  auto leases = etcdctl(dst.endpoint(1), {"lease", "timetolive", lease, "--keys"});
+  EXPECT_NE(leases.out.find("attached keys([leased])"), std::string::npos) << leases.out;
+  // Writes continue from the snapshot's revision.
+  auto put = etcdctl(dst.endpoint(1), {"put", "new", "1", "-w", "json"});
+  EXPECT_NE(put.out.find("\"revision\":35"), std::string::npos) << put.out;
+}
+
+TEST(Cairnctl, RestoreRefusesDamagedFilesAndExistingDirectories) {
+  e2e::temp_dir dir("cairnctl-restore");
+  e2e::cairn_server cairn(dir.path() / "data");
+  ASSERT_EQ(etcdctl(cairn.endpoint(), {"put", "a", "1"}).exit_code, 0);
+  const auto file = (dir.path() / "snap.db").string();
+  ASSERT_EQ(ctl(cairn.endpoint(), {"snapshot", "save", file}).exit_code, 0);
+  const auto size = std::filesystem::file_size(file);
+  auto restore = [&](const std::string& f, const std::filesystem::path& into,
+                     std::vector<std::string> more = {}) {
+    std::vector<std::string> args = {"snapshot", "restore", f, "--data-dir", into.string()};
+    args.insert(args.end(), more.begin(), more.end());
+    return ctl("127.0.0.1:1", args);
+  };
+
+  const auto truncated = (dir.path() / "truncated.db").string();
+  std::filesystem::copy_file(file, truncated);
+  std::filesystem::resize_file(truncated, size - 1000);
+  auto t = restore(truncated, dir.path() / "t");
+  EXPECT_EQ(t.exit_code, 1);
+  EXPECT_EQ(t.err, "Error: snapshot missing hash but --skip-hash-check=false\n");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "t"));
+
+  const auto flipped = (dir.path() / "flipped.db").string();
+  std::filesystem::copy_file(file, flipped);
+  {
+    std::fstream f(flipped, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 3));
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(static_cast<std::streamoff>(size / 3));
+    c = static_cast<char>(c ^ 0x10);
+    f.write(&c, 1);
+  }
+  auto b = restore(flipped, dir.path() / "b");
+  EXPECT_EQ(b.exit_code, 1);
+  EXPECT_EQ(b.err.rfind("Error: expected sha256 [", 0), 0u) << b.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "b"));
+
+  // A file that is not a database at all, taken without a hash check.
+  const auto junk = (dir.path() / "junk.db").string();
+  std::ofstream(junk) << std::string(8192, 'x');
+  auto j = restore(junk, dir.path() / "j", {"--skip-hash-check"});
+  EXPECT_EQ(j.exit_code, 1);
+  EXPECT_NE(j.err.find("not a Cairn database"), std::string::npos) << j.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "j"));
+
+  auto ok = restore(file, dir.path() / "r");
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  auto again = restore(file, dir.path() / "r");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.err, "Error: data-dir \"" + (dir.path() / "r").string() + "\" exists\n");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // cairnctl: operating Cairn where etcdctl cannot (its snapshot format) and what operators script
-// around: snapshot save/status, endpoint health/status, members, alarms, defrag, compaction.
+// around: snapshot save/status/restore, endpoint health/status, members, alarms, defrag,
+// compaction.
 //
 // Conventions follow etcdctl: --endpoints (or ETCDCTL_ENDPOINTS), --dial-timeout,
 // --command-timeout, -w simple|json|table; errors print "Error: <message>" and exit 1 (etcdctl's
@@ -18,8 +19,11 @@
 #include <vector>
 
 #include "ctl/snapshot_file.h"
+#include "etcdserver/restore.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
 #include "fmt/format.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace {
 
@@ -220,6 +224,17 @@ void snapshot_status(const globals& g, const std::string& file) {
     std::cout << fmt::format("{}, {}, {}, {}\n", hash, s->revision, s->total_keys,
                              humanize(s->total_size));
   }
+}
+
+void snapshot_restore(const cairn::etcdserver::restore_config& rc) {
+  // The bootstrap's own log lines go to stderr; the result goes to stdout.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("restore"));
+  spdlog::set_level(spdlog::level::warn);
+  auto r = cairn::etcdserver::restore_snapshot(rc);
+  if (!r) fail(r.error());
+  std::cout << fmt::format(
+      "Snapshot restored into {}: member {:x} ({}) of cluster {:x}, revision {}\n", rc.data_dir,
+      r->member_id, rc.name, r->cluster_id, r->revision);
 }
 
 // --- endpoint ---
@@ -588,6 +603,24 @@ int main(int argc, char** argv) {
   save->add_option("file", file, "Where to write it")->required();
   auto* status = snap->add_subcommand("status", "Revision, keys, size and hash of a snapshot file");
   status->add_option("file", file, "The snapshot file")->required();
+  // etcdctl snapshot restore's flags and defaults.
+  cairn::etcdserver::restore_config rc;
+  std::string advertise_peer = "http://localhost:2380";
+  rc.initial_cluster = "default=http://localhost:2380";
+  auto* restore = snap->add_subcommand(
+      "restore", "Make a snapshot the data directory of a member of a new cluster");
+  restore->add_option("file", rc.snapshot_path, "The snapshot file")->required();
+  restore->add_option("--name", rc.name, "The member's name (default \"default\")");
+  restore->add_option("--data-dir", rc.data_dir,
+                      "The data directory to create (default \"<name>.etcd\")");
+  restore->add_option("--initial-cluster", rc.initial_cluster,
+                      "The new cluster's members, name=peer-url,...");
+  restore->add_option("--initial-cluster-token", rc.initial_cluster_token,
+                      "The new cluster's token (default \"etcd-cluster\")");
+  restore->add_option("--initial-advertise-peer-urls", advertise_peer,
+                      "This member's peer URLs, comma-separated");
+  restore->add_flag("--skip-hash-check", rc.skip_hash_check,
+                    "Restore a file without (or ignoring) its SHA-256, e.g. a copied db");
 
   auto* ep = app.add_subcommand("endpoint", "Health and status of endpoints");
   ep->require_subcommand(1);
@@ -639,6 +672,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*save) snapshot_save(g, file);
   if (*status) snapshot_status(g, file);
+  if (*restore) {
+    if (rc.data_dir.empty()) rc.data_dir = rc.name + ".etcd";
+    rc.advertise_peer_urls = split(advertise_peer);
+    snapshot_restore(rc);
+  }
   if (*health) return endpoint_health(g);
   if (*st) return endpoint_status(g);
   if (*mlist) member_list(g);

@@ -161,6 +161,12 @@ server::server(server_config cfg)
   }
 }
 
+cairn::expected<std::unique_ptr<server>, server_error> server::open_stopped(server_config cfg) {
+  std::unique_ptr<server> s(new server(std::move(cfg)));
+  if (auto r = s->open(); !r) return cairn::unexpected(r.error());
+  return s;
+}
+
 cairn::expected<std::unique_ptr<server>, server_error> server::start(server_config cfg) {
   std::unique_ptr<server> s(new server(std::move(cfg)));
   if (auto r = s->open(); !r) return cairn::unexpected(r.error());

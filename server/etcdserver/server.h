@@ -208,6 +208,10 @@ class server {
   // Opens or creates the data directory, recovers (snapshot + WAL replay), starts the threads
   // and, for a single-member cluster, waits until this member leads.
   static cairn::expected<std::unique_ptr<server>, server_error> start(server_config cfg);
+  // Opens or creates the data directory and recovers, but starts no thread: for tools that
+  // prepare a data directory (snapshot restore) or read one. Only the status accessors are
+  // meaningful on it.
+  static cairn::expected<std::unique_ptr<server>, server_error> open_stopped(server_config cfg);
   // Stops the threads, commits the backend and closes the WAL.
   ~server();
   server(const server&) = delete;
