@@ -34,6 +34,26 @@ e2e::run_result etcdctl(const std::string& endpoint, std::vector<std::string> ar
   return e2e::run(argv, {{"ETCDCTL_API", "3"}});
 }
 
+// Damaged copies of a snapshot file: one cut 1000 bytes short, one with a bit flipped midway.
+struct damaged {
+  std::string truncated, flipped;
+};
+damaged damage(const std::string& file, const std::filesystem::path& dir) {
+  const auto size = std::filesystem::file_size(file);
+  damaged d{(dir / "truncated.db").string(), (dir / "flipped.db").string()};
+  std::filesystem::copy_file(file, d.truncated);
+  std::filesystem::resize_file(d.truncated, size - 1000);
+  std::filesystem::copy_file(file, d.flipped);
+  std::fstream f(d.flipped, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(size / 2));
+  char c = 0;
+  f.read(&c, 1);
+  f.seekp(static_cast<std::streamoff>(size / 2));
+  c = static_cast<char>(c ^ 0x40);
+  f.write(&c, 1);
+  return d;
+}
+
 TEST(Cairnctl, SnapshotSaveStatusAndDamagedFiles) {
   e2e::temp_dir dir("cairnctl");
   e2e::cairn_server cairn(dir.path() / "data");
@@ -67,25 +87,11 @@ TEST(Cairnctl, SnapshotSaveStatusAndDamagedFiles) {
   EXPECT_NE(other.out.find(", 22, 19, "), std::string::npos) << other.out;
 
   // Damaged files are refused with a clear message, never read as something else.
-  const auto size = std::filesystem::file_size(file);
-  const auto truncated = (dir.path() / "truncated.db").string();
-  std::filesystem::copy_file(file, truncated);
-  std::filesystem::resize_file(truncated, size - 1000);
+  const auto [truncated, flipped] = damage(file, dir.path());
   auto t = ctl(ep, {"snapshot", "status", truncated});
   EXPECT_EQ(t.exit_code, 1);
   EXPECT_NE(t.err.find("Error: "), std::string::npos) << t.err;
   EXPECT_NE(t.err.find("not a Cairn snapshot"), std::string::npos) << t.err;
-  const auto flipped = (dir.path() / "flipped.db").string();
-  std::filesystem::copy_file(file, flipped);
-  {
-    std::fstream f(flipped, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(size / 2));
-    char c = 0;
-    f.read(&c, 1);
-    f.seekp(static_cast<std::streamoff>(size / 2));
-    c = static_cast<char>(c ^ 0x40);
-    f.write(&c, 1);
-  }
   auto fl = ctl(ep, {"snapshot", "status", flipped});
   EXPECT_EQ(fl.exit_code, 1);
   EXPECT_NE(fl.err.find("snapshot file integrity check failed"), std::string::npos) << fl.err;
@@ -273,7 +279,7 @@ TEST(Cairnctl, RestoreRefusesDamagedFilesAndExistingDirectories) {
   ASSERT_EQ(etcdctl(cairn.endpoint(), {"put", "a", "1"}).exit_code, 0);
   const auto file = (dir.path() / "snap.db").string();
   ASSERT_EQ(ctl(cairn.endpoint(), {"snapshot", "save", file}).exit_code, 0);
-  const auto size = std::filesystem::file_size(file);
+  const auto [truncated, flipped] = damage(file, dir.path());
   auto restore = [&](const std::string& f, const std::filesystem::path& into,
                      std::vector<std::string> more = {}) {
     std::vector<std::string> args = {"snapshot", "restore", f, "--data-dir", into.string()};
@@ -281,25 +287,11 @@ TEST(Cairnctl, RestoreRefusesDamagedFilesAndExistingDirectories) {
     return ctl("127.0.0.1:1", args);
   };
 
-  const auto truncated = (dir.path() / "truncated.db").string();
-  std::filesystem::copy_file(file, truncated);
-  std::filesystem::resize_file(truncated, size - 1000);
   auto t = restore(truncated, dir.path() / "t");
   EXPECT_EQ(t.exit_code, 1);
   EXPECT_EQ(t.err, "Error: snapshot missing hash but --skip-hash-check=false\n");
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "t"));
 
-  const auto flipped = (dir.path() / "flipped.db").string();
-  std::filesystem::copy_file(file, flipped);
-  {
-    std::fstream f(flipped, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(size / 3));
-    char c = 0;
-    f.read(&c, 1);
-    f.seekp(static_cast<std::streamoff>(size / 3));
-    c = static_cast<char>(c ^ 0x10);
-    f.write(&c, 1);
-  }
   auto b = restore(flipped, dir.path() / "b");
   EXPECT_EQ(b.exit_code, 1);
   EXPECT_EQ(b.err.rfind("Error: expected sha256 [", 0), 0u) << b.err;

@@ -416,6 +416,11 @@ bool backend::del(bucket_id bucket, std::string_view key) {
   return true;
 }
 
+void backend::clear(bucket_id bucket) {
+  if (int rc = mdb_drop(write_txn(), dbis_[bucket], 0); rc != 0) fatal("clear", rc);
+  if (pending_++ == 0) batch_start_ = now();
+}
+
 std::optional<std::string_view> backend::get(bucket_id bucket, std::string_view key) {
   MDB_txn* txn = write_txn();
   MDB_val k = to_val(key), v;

@@ -281,6 +281,8 @@ class backend {
   void put(bucket_id bucket, std::string_view key, std::string_view value);
   // True if the key existed.
   bool del(bucket_id bucket, std::string_view key);
+  // Removes every key of the bucket, in the open batch.
+  void clear(bucket_id bucket);
   // Reads inside the open batch; the value is valid until the next write call or commit.
   std::optional<std::string_view> get(bucket_id bucket, std::string_view key);
   write_cursor cursor(bucket_id bucket);

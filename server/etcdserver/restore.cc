@@ -88,12 +88,9 @@ cairn::expected<void, std::string> trim_old_cluster(const std::string& db_path,
 #ifdef CAIRN_PLANTED_BUG_RESTORE_KEEPS_OLD_MEMBERS
     if (b != schema::alarm) continue;
 #endif
-    auto c = (*be)->cursor(b);
-    c.seek("");
-    while (c.valid()) c.erase();
+    (*be)->clear(b);
   }
-  // The bootstrap writes the new consistent index; until then nothing of the old one is kept.
-  schema::write_consistent_index(**be, {0, 0});
+  // The bootstrap that follows writes the new cluster's consistent index.
   (*be)->sync();
   return {};
 }

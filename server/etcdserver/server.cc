@@ -1687,11 +1687,7 @@ cairn::expected<void, std::string> replace_contents(backend::backend& dst,
   auto hold = dst.hold_commits();
   const auto n = static_cast<backend::bucket_id>(dst.buckets().size());
   for (backend::bucket_id b = 0; b < n; ++b) {
-    {
-      auto c = dst.cursor(b);
-      c.seek("");
-      while (c.valid()) c.erase();
-    }
+    dst.clear(b);
     auto view = (*src)->read_committed();
     view.scan(b, "", "", [&](std::string_view k, std::string_view v) {
       dst.put(b, k, v);
