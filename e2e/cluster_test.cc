@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_join.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
 #include "support/e2e.h"
 
@@ -665,6 +666,181 @@ TEST_F(ClusterTest, AMemberWhoseDataWasWipedIsReplaced) {
   }
   EXPECT_NE(new_id, old_id);
   EXPECT_NE(r.out.find(new_id + ", started, " + c.name(lost)), std::string::npos) << r.out;
+}
+
+// What a learner answers, in a form both servers can be compared by: the exit code, stdout and
+// etcdctl's "Error:" lines (its JSON warnings carry timestamps).
+std::string answer_of(const run_result& r) {
+  std::string text = std::to_string(r.exit_code) + "\n" + r.out;
+  std::istringstream err(r.err);
+  for (std::string line; std::getline(err, line);) {
+    if (line.starts_with("Error:")) text += line + "\n";
+  }
+  return text;
+}
+
+// A learner serves only Status and serializable ranges: the real etcd 3.4 and cairn each get a
+// one-member cluster plus a learner, and the same requests on the learner answer alike.
+TEST_F(ClusterTest, ALearnerRefusesWhatEtcdRefuses) {
+  if (!std::filesystem::exists(etcd_binary())) GTEST_SKIP() << "no etcd";
+  auto session = [&](bool real_etcd) {
+    std::map<std::string, std::string> answers;
+    cairn_cluster c(dir_.path() / (real_etcd ? "etcd" : "cairn"), 2);
+    if (real_etcd) c.use_binary(etcd_binary());
+    c.start(0, {"--initial-cluster=" + c.name(0) + "=" + c.peer_url(0)});
+    EXPECT_GE(wait_for_leader(c, {0}, 10s), 0);
+    EXPECT_EQ(etcdctl(c.endpoint(0), {"put", "a", "1"}).exit_code, 0);
+    auto r = etcdctl(c.endpoint(0),
+                     {"member", "add", c.name(1), "--learner", "--peer-urls=" + c.peer_url(1)});
+    std::smatch m;
+    EXPECT_TRUE(std::regex_search(r.out, m, std::regex("ETCD_INITIAL_CLUSTER=\"([^\"]+)\"")))
+        << r.out << r.err;
+    c.start(1, {"--initial-cluster=" + m[1].str(), "--initial-cluster-state=existing"});
+    const std::string learner = c.endpoint(1);
+    bool caught_up = false;
+    for (int attempt = 0; attempt < 100 && !caught_up; ++attempt) {
+      r = etcdctl(learner, {"get", "a", "--consistency=s", "--print-value-only"});
+      caught_up = r.out == "1\n";
+      if (!caught_up) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(caught_up) << c.proc(1).log();
+    const std::vector<std::vector<std::string>> requests = {
+        {"get", "a", "--consistency=s"},
+        {"get", "a"},
+        {"put", "b", "2"},
+        {"del", "a"},
+        {"compaction", "1"},
+        {"lease", "grant", "10"},
+        {"lease", "list"},
+        {"member", "list"},
+        {"alarm", "list"},
+        {"endpoint", "hashkv"},
+        {"defrag"},
+        {"endpoint", "health"},
+        {"snapshot", "save", (dir_.path() / (real_etcd ? "etcd.db" : "cairn.db")).string()},
+    };
+    for (auto args : requests) {
+      const std::string name = args[0] == "snapshot" ? "snapshot save" : absl::StrJoin(args, " ");
+      args.insert(args.begin(), "--command-timeout=2s");
+      answers[name] = answer_of(etcdctl(learner, args));
+    }
+    r = etcdctl(learner, {"endpoint", "status", "-w", "fields"});
+    answers["endpoint status"] =
+        std::to_string(r.exit_code) + " " +
+        std::to_string(r.out.find("\"IsLearner\" : true") != std::string::npos);
+    // A watch stream, straight over gRPC (etcdctl's watch retries an unavailable member).
+    auto watch = etcdserverpb::Watch::NewStub(
+        grpc::CreateChannel(learner, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    auto stream = watch->Watch(&ctx);
+    etcdserverpb::WatchRequest req;
+    req.mutable_create_request()->set_key("a");
+    stream->Write(req);
+    etcdserverpb::WatchResponse resp;
+    while (stream->Read(&resp)) {
+    }
+    auto st = stream->Finish();
+    answers["watch"] = std::to_string(st.error_code()) + " " + st.error_message();
+    return answers;
+  };
+  const auto etcd = session(true);
+  const auto cairn = session(false);
+  for (const auto& [request, answer] : etcd) {
+    EXPECT_EQ(cairn.at(request), answer) << request;
+  }
+  // The comparison has teeth: the learner refused writes and served the serializable read.
+  EXPECT_NE(etcd.at("put b 2").find("Error: etcdserver: rpc not supported for learner"),
+            std::string::npos)
+      << etcd.at("put b 2");
+  EXPECT_EQ(etcd.at("get a --consistency=s"), "0\na\n1\n");
+}
+
+// LeaseTimeToLive through a follower answers the leader's count-down, as etcd forwards it.
+TEST_F(ClusterTest, LeaseTimeToLiveThroughAFollowerIsTheLeaders) {
+  cairn_cluster c(dir_.path(), 3);
+  c.start_all();
+  const int leader = wait_for_leader(c, all_of(c), 10s);
+  ASSERT_GE(leader, 0);
+  const int follower = (leader + 1) % 3;
+  auto r = etcdctl(c.endpoint(leader), {"lease", "grant", "30"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("lease ([0-9a-f]+) granted"))) << r.out;
+  const std::string id = m[1];
+  ASSERT_EQ(etcdctl(c.endpoint(leader), {"put", "held", "x", "--lease=" + id}).exit_code, 0);
+  std::this_thread::sleep_for(2100ms);
+  r = etcdctl(c.endpoint(follower), {"lease", "timetolive", id, "--keys"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(
+      std::regex_match(r.out, std::regex("lease " + id +
+                                         " granted with TTL\\(30s\\), remaining\\(2[0-7]s\\), "
+                                         "attached keys\\(\\[held\\]\\)\n")))
+      << r.out;
+  r = etcdctl(c.endpoint(follower), {"lease", "timetolive", "1234abcd"});
+  EXPECT_EQ(r.out, "lease 000000001234abcd already expired\n") << r.err;
+}
+
+// etcd #15247: a leader paused past a lease's TTL wakes believing it still leads, with the
+// lease expired on its clock while the new leader kept it alive. It must not revoke it.
+TEST_F(ClusterTest, AStalledOldLeaderDoesNotRevokeALeaseTheNewLeaderKeptAlive) {
+  cairn_cluster c(dir_.path(), 3);
+  c.start_all();
+  int leader = wait_for_leader(c, all_of(c), 10s);
+  ASSERT_GE(leader, 0);
+  auto r = etcdctl(c.endpoint(leader), {"lease", "grant", "3"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("lease ([0-9a-f]+) granted"))) << r.out;
+  const std::int64_t id = std::stoll(m[1].str(), nullptr, 16);
+  ASSERT_EQ(etcdctl(c.endpoint(leader), {"put", "held", "x", "--lease=" + m[1].str()}).exit_code,
+            0);
+
+  // Keep-alives through whichever of the others answers, every 300 ms.
+  std::atomic<bool> stop{false};
+  std::atomic<int> stalled{-1};
+  std::thread keeper([&] {
+    for (int i = 0; !stop;) {
+      if (i == stalled) {
+        i = (i + 1) % 3;
+        continue;
+      }
+      auto lease = etcdserverpb::Lease::NewStub(
+          grpc::CreateChannel(c.endpoint(i), grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 1s);
+      auto s = lease->LeaseKeepAlive(&ctx);
+      etcdserverpb::LeaseKeepAliveRequest req;
+      req.set_id(id);
+      etcdserverpb::LeaseKeepAliveResponse resp;
+      const bool renewed = s->Write(req) && s->Read(&resp) && resp.ttl() > 0;
+      ctx.TryCancel();
+      if (renewed) {
+        std::this_thread::sleep_for(300ms);
+      } else {
+        i = (i + 1) % 3;  // the next member
+      }
+    }
+  });
+  // Three pauses of the leader of the day, each longer than the TTL.
+  for (int round = 0; round < 3; ++round) {
+    std::vector<int> rest;
+    for (int i = 0; i < 3; ++i) {
+      if (i != leader) rest.push_back(i);
+    }
+    stalled = leader;
+    ::kill(c.proc(leader).pid(), SIGSTOP);
+    std::this_thread::sleep_for(4500ms);
+    ::kill(c.proc(leader).pid(), SIGCONT);
+    std::this_thread::sleep_for(1500ms);  // its lease loop wakes with the lease expired
+    stalled = -1;
+    r = etcdctl(c.endpoint(rest[0]), {"get", "held", "--print-value-only"});
+    EXPECT_EQ(r.out, "x\n") << "round " << round << ": the old leader revoked the lease\n"
+                            << c.proc(leader).log();
+    if (r.out != "x\n") break;
+    leader = wait_for_leader(c, all_of(c), 5s);
+    ASSERT_GE(leader, 0);
+  }
+  stop = true;
+  keeper.join();
 }
 
 }  // namespace

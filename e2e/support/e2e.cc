@@ -360,7 +360,7 @@ fs::path cairn_cluster::data_dir(int i) const { return dir_ / name(i); }
 std::vector<std::string> cairn_cluster::argv(int i) const {
   const std::string client = "http://" + endpoint(i);
   std::vector<std::string> argv = {
-      cairn_binary().string(),
+      binary_.string(),
       "--name=" + name(i),
       "--data-dir=" + data_dir(i).string(),
       "--listen-client-urls=" + client,

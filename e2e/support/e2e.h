@@ -148,6 +148,8 @@ class cairn_cluster {
   std::filesystem::path data_dir(int i) const;
   // The argument list start(i) uses (for tests that start a member their own way).
   std::vector<std::string> argv(int i) const;
+  // Runs another binary with the same flags from now on (the real etcd, to compare).
+  void use_binary(std::filesystem::path binary) { binary_ = std::move(binary); }
 
  private:
   struct member {
@@ -158,6 +160,7 @@ class cairn_cluster {
   };
   std::filesystem::path dir_;
   std::vector<std::string> extra_flags_;
+  std::filesystem::path binary_ = cairn_binary();
   std::vector<member> members_;
 };
 

@@ -117,6 +117,13 @@ bool membership::is_removed(std::uint64_t id) const {
   return removed_.contains(id);
 }
 
+bool membership::is_learner(std::uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = std::lower_bound(members_.begin(), members_.end(), id,
+                             [](const member& m, std::uint64_t v) { return m.id < v; });
+  return it != members_.end() && it->id == id && it->is_learner;
+}
+
 std::vector<std::uint64_t> membership::voters() const {
   std::lock_guard lock(mu_);
   std::vector<std::uint64_t> out;

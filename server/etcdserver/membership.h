@@ -51,6 +51,7 @@ class membership {
   std::vector<member> list() const;  // by id
   std::optional<member> get(std::uint64_t id) const;
   bool is_removed(std::uint64_t id) const;
+  bool is_learner(std::uint64_t id) const;  // false for a member it does not know
   std::vector<std::uint64_t> voters() const;
 
  private:

@@ -793,6 +793,18 @@ std::optional<lease::lease_status> server::lease_time_to_live(std::int64_t id, b
   return lessor_->time_to_live(lease::lease_id{id}, keys);
 }
 
+cairn::expected<std::optional<lease::lease_status>, base::errc> server::leader_lease_time_to_live(
+    std::int64_t id, bool keys) const {
+  const std::uint64_t leader = leader_.load();
+  if (leader == 0) return cairn::unexpected(base::errc::no_leader);
+#ifndef CAIRN_PLANTED_BUG_TTL_FROM_FOLLOWER_LESSOR
+  if (leader != member_id_ && cfg_.peers != nullptr) {
+    return cfg_.peers->lease_time_to_live(leader, id, keys);
+  }
+#endif
+  return lease_time_to_live(id, keys);
+}
+
 std::vector<std::int64_t> server::lease_ids() const {
   std::vector<std::int64_t> out;
   for (auto id : lessor_->leases()) out.push_back(id.value());
@@ -810,7 +822,17 @@ void server::lease_loop() {
       if (lease_cv_.wait_for(lock, interval, [&] { return stop_lease_; })) return;
     }
     if (!lessor_->is_primary()) continue;
-    for (auto id : lessor_->expired(limit)) {
+    auto expired = lessor_->expired(limit);
+    // etcd #15247: a leader that was stalled (a paused process, a stuck disk) still believes it
+    // leads when it wakes, and its lessor sees leases expire that the new leader kept alive. Its
+    // revoke, once it has stepped down, would be forwarded to the new leader and committed.
+    // A ReadIndex round first proves that this member still leads (etcd's ensureLeadership).
+    if (!expired.empty() && !still_leads()) {
+      spdlog::warn("etcdserver: not revoking {} expired leases: this member no longer leads",
+                   expired.size());
+      continue;
+    }
+    for (auto id : expired) {
       spdlog::debug("etcdserver: lease {:x} expired: revoking", id.value());
       propose_no_wait({0, lease_revoke_request{id.value()}});
     }
@@ -826,6 +848,14 @@ void server::lease_loop() {
 std::vector<alarm_member> server::alarms() const {
   std::lock_guard lock(alarm_mu_);
   return {alarms_.begin(), alarms_.end()};
+}
+
+bool server::still_leads() {
+#ifdef CAIRN_PLANTED_BUG_STALE_LEADER_REVOKES
+  return true;
+#endif
+  if (!wait_read_index()) return false;
+  return leader_.load() == member_id_;
 }
 
 cairn::expected<void, base::errc> server::wait_read_index() {

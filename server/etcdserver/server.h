@@ -80,6 +80,10 @@ class transport {
   // request timeout; any thread.
   virtual cairn::expected<std::int64_t, base::errc> lease_renew(std::uint64_t leader,
                                                                 std::int64_t id) = 0;
+  // Asks the leader's lessor for a lease's time to live (nullopt: no such lease). Blocks up to
+  // the request timeout; any thread.
+  virtual cairn::expected<std::optional<lease::lease_status>, base::errc> lease_time_to_live(
+      std::uint64_t leader, std::int64_t id, bool keys) = 0;
   // When a stream to `peer` last became active; nullopt while it is not (etcd's ActiveSince).
   virtual std::optional<std::chrono::steady_clock::time_point> active_since(std::uint64_t peer) = 0;
   // Asks the leader to promote a learner (only it knows whether the learner is in sync).
@@ -221,6 +225,8 @@ class server {
   std::uint64_t cluster_id() const { return cluster_id_; }
   std::uint64_t term() const { return term_.load(); }
   std::uint64_t leader() const { return leader_.load(); }
+  // Whether the membership has this member as a learner (false before it knows itself).
+  bool is_learner() const { return members_.is_learner(member_id_); }
   std::uint64_t applied_index() const { return applied_.load(); }
   std::uint64_t committed_index() const { return committed_.load(); }
 
@@ -274,7 +280,12 @@ class server {
   cairn::expected<lease_grant_result, base::errc> lease_grant(std::int64_t id, std::int64_t ttl);
   cairn::expected<std::int64_t, base::errc> lease_revoke(std::int64_t id);
   cairn::expected<std::int64_t, base::errc> lease_renew(std::int64_t id);
+  // The local lessor's view (on a follower, leases never expire: etcd's 9223372036 s).
   std::optional<lease::lease_status> lease_time_to_live(std::int64_t id, bool keys) const;
+  // What LeaseTimeToLive answers: the leader's lessor, asked over the peer URL from a follower
+  // as etcd does (no_leader without one).
+  cairn::expected<std::optional<lease::lease_status>, base::errc> leader_lease_time_to_live(
+      std::int64_t id, bool keys) const;
   std::vector<std::int64_t> lease_ids() const;
   lease::lessor& lessor() { return *lessor_; }
 
@@ -363,6 +374,8 @@ class server {
   // checkpoints, which it retries if they never apply.
   void propose_no_wait(request r);
   void lease_loop();
+  // After a ReadIndex round: whether this member still leads (etcd's ensureLeadership).
+  bool still_leads();
   void restore_lease_keys();
   cairn::expected<void, base::errc> wait_read_index();
   cairn::expected<void, base::errc> check_quota(std::int64_t cost);

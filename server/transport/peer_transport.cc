@@ -423,6 +423,24 @@ cairn::expected<std::int64_t, base::errc> peer_transport::lease_renew(std::uint6
   return resp.ttl();
 }
 
+cairn::expected<std::optional<lease::lease_status>, base::errc> peer_transport::lease_time_to_live(
+    std::uint64_t leader, std::int64_t id, bool keys) {
+  raftpb::LeaseTimeToLiveRequest req;
+  req.set_id(id);
+  req.set_keys(keys);
+  raftpb::LeaseTimeToLiveResponse resp;
+  if (auto r = call_leader(leader, req, &resp, &raftpb::Peer::Stub::LeaseTimeToLive); !r) {
+    return cairn::unexpected(r.error());
+  }
+  if (!resp.found()) return std::optional<lease::lease_status>();
+  lease::lease_status st;
+  st.id = lease::lease_id{id};
+  st.ttl = resp.ttl();
+  st.granted_ttl = resp.granted_ttl();
+  st.keys.assign(resp.keys().begin(), resp.keys().end());
+  return st;
+}
+
 std::optional<std::chrono::steady_clock::time_point> peer_transport::active_since(
     std::uint64_t peer) {
   std::lock_guard lock(mu_);
@@ -527,6 +545,24 @@ grpc::Status peer_service::LeaseRenew(grpc::ServerContext*, const raftpb::LeaseR
     resp->set_ttl(*r);
   } else {
     resp->set_error(encode_errc(r.error()));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status peer_service::LeaseTimeToLive(grpc::ServerContext*,
+                                           const raftpb::LeaseTimeToLiveRequest* req,
+                                           raftpb::LeaseTimeToLiveResponse* resp) {
+  if (auto st = check_cluster(req->cluster_id(), 0); !st.ok()) return st;
+  // Only the leader's lessor counts down (as for LeaseRenew).
+  if (node_.leader() != node_.member_id()) {
+    resp->set_error(encode_errc(base::errc::not_leader));
+    return grpc::Status::OK;
+  }
+  if (auto st = node_.lease_time_to_live(req->id(), req->keys())) {
+    resp->set_found(true);
+    resp->set_ttl(st->ttl);
+    resp->set_granted_ttl(st->granted_ttl);
+    for (auto& k : st->keys) resp->add_keys(std::move(k));
   }
   return grpc::Status::OK;
 }

@@ -9,7 +9,8 @@
 // Receiving (peer_service): checks the envelope's cluster id and the sender's membership, then
 // steps each message into the node.
 //
-// Lease renewals on followers are forwarded to the leader with the LeaseRenew call.
+// Lease renewals and time-to-live questions on followers are forwarded to the leader with the
+// LeaseRenew and LeaseTimeToLive calls.
 //
 // Thread-safety: send() and lease_renew() from any thread; attach() once, before traffic.
 #pragma once
@@ -76,6 +77,8 @@ class peer_transport final : public etcdserver::transport {
   void send(std::vector<raftpb::Message> msgs) override;
   cairn::expected<std::int64_t, base::errc> lease_renew(std::uint64_t leader,
                                                         std::int64_t id) override;
+  cairn::expected<std::optional<lease::lease_status>, base::errc> lease_time_to_live(
+      std::uint64_t leader, std::int64_t id, bool keys) override;
   std::optional<std::chrono::steady_clock::time_point> active_since(std::uint64_t peer) override;
   cairn::expected<void, base::errc> promote_on_leader(std::uint64_t leader,
                                                       std::uint64_t id) override;
@@ -125,6 +128,8 @@ class peer_service final : public raftpb::Peer::Service {
                        raftpb::PromoteResponse* resp) override;
   grpc::Status Members(grpc::ServerContext* ctx, const raftpb::MembersRequest* req,
                        raftpb::MembersResponse* resp) override;
+  grpc::Status LeaseTimeToLive(grpc::ServerContext* ctx, const raftpb::LeaseTimeToLiveRequest* req,
+                               raftpb::LeaseTimeToLiveResponse* resp) override;
 
  private:
   grpc::Status check_cluster(std::uint64_t cluster_id, std::uint64_t from) const;

@@ -12,10 +12,6 @@ namespace {
 using etcdserverpb::LeaseKeepAliveRequest;
 using etcdserverpb::LeaseKeepAliveResponse;
 
-bool lacks_leader(const grpc::ServerContextBase* ctx, const etcdserver::server& node) {
-  return leader_required(ctx->client_metadata(), node.leader() != 0).has_value();
-}
-
 void fill(etcdserver::server& node, etcdserverpb::ResponseHeader* h, std::int64_t revision = 0) {
   h->set_cluster_id(node.cluster_id());
   h->set_member_id(node.member_id());
@@ -107,19 +103,14 @@ class lease_service::keep_alive final
 namespace {
 
 // A stream that ends at once with `status`.
-class refused final
-    : public grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse> {
- public:
-  explicit refused(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
+using refused = refused_stream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>;
 
 }  // namespace
 
 grpc::Status lease_service::LeaseGrant(grpc::ServerContext* ctx,
                                        const etcdserverpb::LeaseGrantRequest* req,
                                        etcdserverpb::LeaseGrantResponse* resp) {
-  if (lacks_leader(ctx, node_)) return to_grpc_status(base::errc::no_leader);
+  if (auto e = admit(ctx, node_)) return to_grpc_status(*e);
   auto g = node_.lease_grant(req->id(), req->ttl());
   if (!g) return to_grpc_status(g.error());
   fill(node_, resp->mutable_header(), g->revision);
@@ -131,7 +122,7 @@ grpc::Status lease_service::LeaseGrant(grpc::ServerContext* ctx,
 grpc::Status lease_service::LeaseRevoke(grpc::ServerContext* ctx,
                                         const etcdserverpb::LeaseRevokeRequest* req,
                                         etcdserverpb::LeaseRevokeResponse* resp) {
-  if (lacks_leader(ctx, node_)) return to_grpc_status(base::errc::no_leader);
+  if (auto e = admit(ctx, node_)) return to_grpc_status(*e);
   auto rev = node_.lease_revoke(req->id());
   if (!rev) return to_grpc_status(rev.error());
   fill(node_, resp->mutable_header(), *rev);
@@ -140,7 +131,7 @@ grpc::Status lease_service::LeaseRevoke(grpc::ServerContext* ctx,
 
 grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>*
 lease_service::LeaseKeepAlive(grpc::CallbackServerContext* ctx) {
-  if (lacks_leader(ctx, node_)) return new refused(to_grpc_status(base::errc::no_leader));
+  if (auto e = admit(ctx, node_)) return new refused(to_grpc_status(*e));
   const bool require_leader = leader_required(ctx->client_metadata(), false).has_value();
   return new keep_alive(*this, require_leader);
 }
@@ -198,9 +189,11 @@ void lease_service::monitor() {
 grpc::Status lease_service::LeaseTimeToLive(grpc::ServerContext* ctx,
                                             const etcdserverpb::LeaseTimeToLiveRequest* req,
                                             etcdserverpb::LeaseTimeToLiveResponse* resp) {
-  if (lacks_leader(ctx, node_)) return to_grpc_status(base::errc::no_leader);
+  if (auto e = admit(ctx, node_)) return to_grpc_status(*e);
   resp->set_id(req->id());
-  auto st = node_.lease_time_to_live(req->id(), req->keys());
+  auto r = node_.leader_lease_time_to_live(req->id(), req->keys());
+  if (!r) return to_grpc_status(r.error());
+  const auto& st = *r;
   if (!st) {
     resp->set_ttl(-1);
   } else {
@@ -215,7 +208,7 @@ grpc::Status lease_service::LeaseTimeToLive(grpc::ServerContext* ctx,
 grpc::Status lease_service::LeaseLeases(grpc::ServerContext* ctx,
                                         const etcdserverpb::LeaseLeasesRequest*,
                                         etcdserverpb::LeaseLeasesResponse* resp) {
-  if (lacks_leader(ctx, node_)) return to_grpc_status(base::errc::no_leader);
+  if (auto e = admit(ctx, node_)) return to_grpc_status(*e);
   for (auto id : node_.lease_ids()) resp->add_leases()->set_id(id);
   fill(node_, resp->mutable_header());
   return grpc::Status::OK;

@@ -7,9 +7,8 @@
 namespace cairn::v3rpc {
 namespace {
 
-std::optional<grpc::Status> refuse_without_leader(const grpc::ServerContext* ctx,
-                                                  const etcdserver::server& node) {
-  if (auto e = leader_required(ctx->client_metadata(), node.leader() != 0)) {
+std::optional<grpc::Status> refuse(const grpc::ServerContext* ctx, const etcdserver::server& node) {
+  if (auto e = admit(ctx, node)) {
     return to_grpc_status(*e);
   }
   return std::nullopt;
@@ -27,7 +26,7 @@ grpc::Status missing_leader_key() {
 
 grpc::Status lock_service::Lock(grpc::ServerContext* ctx, const v3lockpb::LockRequest* req,
                                 v3lockpb::LockResponse* resp) {
-  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (auto s = refuse(ctx, node_)) return *s;
   auto h = recipes::lock(node_, req->name(), req->lease(), cancelled_of(ctx));
   if (!h) return h.error();
   fill_header(node_, h->revision, resp->mutable_header());
@@ -37,7 +36,7 @@ grpc::Status lock_service::Lock(grpc::ServerContext* ctx, const v3lockpb::LockRe
 
 grpc::Status lock_service::Unlock(grpc::ServerContext* ctx, const v3lockpb::UnlockRequest* req,
                                   v3lockpb::UnlockResponse* resp) {
-  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (auto s = refuse(ctx, node_)) return *s;
   if (req->key().empty()) {
     return grpc::Status(grpc::StatusCode::UNKNOWN,
                         to_grpc_status(base::errc::empty_key).error_message());
@@ -51,7 +50,7 @@ grpc::Status lock_service::Unlock(grpc::ServerContext* ctx, const v3lockpb::Unlo
 grpc::Status election_service::Campaign(grpc::ServerContext* ctx,
                                         const v3electionpb::CampaignRequest* req,
                                         v3electionpb::CampaignResponse* resp) {
-  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (auto s = refuse(ctx, node_)) return *s;
   auto h = recipes::campaign(node_, req->name(), req->lease(), req->value(), cancelled_of(ctx));
   if (!h) return h.error();
   fill_header(node_, h->revision, resp->mutable_header());
@@ -66,7 +65,7 @@ grpc::Status election_service::Campaign(grpc::ServerContext* ctx,
 grpc::Status election_service::Proclaim(grpc::ServerContext* ctx,
                                         const v3electionpb::ProclaimRequest* req,
                                         v3electionpb::ProclaimResponse* resp) {
-  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (auto s = refuse(ctx, node_)) return *s;
   if (!req->has_leader()) return missing_leader_key();
   const auto& l = req->leader();
   auto r = recipes::proclaim(node_, l.key(), l.rev(), l.lease(), req->value());
@@ -78,7 +77,7 @@ grpc::Status election_service::Proclaim(grpc::ServerContext* ctx,
 grpc::Status election_service::Leader(grpc::ServerContext* ctx,
                                       const v3electionpb::LeaderRequest* req,
                                       v3electionpb::LeaderResponse* resp) {
-  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (auto s = refuse(ctx, node_)) return *s;
   auto r = recipes::leader(node_, req->name());
   if (!r) return r.error();
   fill_header(node_, r->revision, resp->mutable_header());
@@ -89,7 +88,7 @@ grpc::Status election_service::Leader(grpc::ServerContext* ctx,
 grpc::Status election_service::Observe(grpc::ServerContext* ctx,
                                        const v3electionpb::LeaderRequest* req,
                                        grpc::ServerWriter<v3electionpb::LeaderResponse>* writer) {
-  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (auto s = refuse(ctx, node_)) return *s;
   return recipes::observe(
       node_, req->name(),
       [&](const recipes::leader_state& st) {
@@ -104,7 +103,7 @@ grpc::Status election_service::Observe(grpc::ServerContext* ctx,
 grpc::Status election_service::Resign(grpc::ServerContext* ctx,
                                       const v3electionpb::ResignRequest* req,
                                       v3electionpb::ResignResponse* resp) {
-  if (auto s = refuse_without_leader(ctx, node_)) return *s;
+  if (auto s = refuse(ctx, node_)) return *s;
   if (!req->has_leader()) return missing_leader_key();
   auto r = recipes::resign(node_, req->leader().key(), req->leader().rev());
   if (!r) return r.error();

@@ -94,10 +94,17 @@ bool txn_serializable(const etcdserverpb::TxnRequest& r) {
   return true;
 }
 
-std::optional<base::errc> leader_required(grpc::ServerContextBase* ctx,
-                                          const etcdserver::server& node) {
-  return v3rpc::leader_required(ctx->client_metadata(), node.leader() != 0);
+}  // namespace
+
+std::optional<base::errc> admit(const grpc::ServerContextBase* ctx, const etcdserver::server& node,
+                                bool learner_may) {
+#ifndef CAIRN_PLANTED_BUG_LEARNER_SERVES_EVERYTHING
+  if (!learner_may && node.is_learner()) return base::errc::not_supported_for_learner;
+#endif
+  return leader_required(ctx->client_metadata(), node.leader() != 0);
 }
+
+namespace {
 
 void to_wire(const mvcc::range_response& r, etcdserverpb::RangeResponse& out) {
   for (const auto& kv : r.kvs) to_wire(kv, out.add_kvs());
@@ -369,7 +376,7 @@ grpc::ServerUnaryReactor* kv_service::Range(grpc::CallbackServerContext* ctx,
                                             const etcdserverpb::RangeRequest* req,
                                             etcdserverpb::RangeResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (auto e = admit(ctx, node_, req->serializable())) return reactor->Finish(fail(*e)), reactor;
   if (req->key().empty()) return reactor->Finish(fail(base::errc::empty_key)), reactor;
   auto read = [this, reactor, req, resp] {
     auto r = node_.range(from_wire(*req), /*serializable=*/true);  // the local read
@@ -395,7 +402,7 @@ grpc::ServerUnaryReactor* kv_service::Put(grpc::CallbackServerContext* ctx,
                                           const etcdserverpb::PutRequest* req,
                                           etcdserverpb::PutResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
   if (auto e = check_put(*req)) return reactor->Finish(fail(*e)), reactor;
   node_.put_async(from_wire(*req), [this, reactor, resp](auto r) {
     if (!r) return reactor->Finish(fail(r.error()));
@@ -410,7 +417,7 @@ grpc::ServerUnaryReactor* kv_service::DeleteRange(grpc::CallbackServerContext* c
                                                   const etcdserverpb::DeleteRangeRequest* req,
                                                   etcdserverpb::DeleteRangeResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
   if (req->key().empty()) return reactor->Finish(fail(base::errc::empty_key)), reactor;
   node_.delete_range_async(from_wire(*req), [this, reactor, resp](auto r) {
     if (!r) return reactor->Finish(fail(r.error()));
@@ -425,7 +432,7 @@ grpc::ServerUnaryReactor* kv_service::Txn(grpc::CallbackServerContext* ctx,
                                           const etcdserverpb::TxnRequest* req,
                                           etcdserverpb::TxnResponse* resp) {
   auto* reactor = ctx->DefaultReactor();
-  if (auto e = leader_required(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
+  if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
   if (auto e = check_txn(*req, options_.max_txn_ops)) return reactor->Finish(fail(*e)), reactor;
   auto t = from_wire(*req);
   auto answer = [this, reactor, resp](cairn::expected<mvcc::txn_response, base::errc> r) {
@@ -454,7 +461,7 @@ grpc::ServerUnaryReactor* kv_service::Txn(grpc::CallbackServerContext* ctx,
 grpc::Status kv_service::Compact(grpc::ServerContext* ctx,
                                  const etcdserverpb::CompactionRequest* req,
                                  etcdserverpb::CompactionResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto r = node_.compact(req->revision(), req->physical());
   if (!r) return fail(r.error());
   fill_header(node_, r->revision, resp->mutable_header());
@@ -464,7 +471,7 @@ grpc::Status kv_service::Compact(grpc::ServerContext* ctx,
 grpc::Status maintenance_service::Alarm(grpc::ServerContext* ctx,
                                         const etcdserverpb::AlarmRequest* req,
                                         etcdserverpb::AlarmResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   etcdserver::alarm_request a;
   a.action = static_cast<etcdserver::alarm_action>(req->action());
   a.member_id = req->memberid();
@@ -483,7 +490,7 @@ grpc::Status maintenance_service::Alarm(grpc::ServerContext* ctx,
 grpc::Status maintenance_service::Status(grpc::ServerContext* ctx,
                                          const etcdserverpb::StatusRequest*,
                                          etcdserverpb::StatusResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_, /*learner_may=*/true)) return fail(*e);
   auto s = node_.status();
   resp->set_version(std::string(base::etcd_version));
   resp->set_dbsize(static_cast<std::int64_t>(s.db_size));
@@ -491,6 +498,7 @@ grpc::Status maintenance_service::Status(grpc::ServerContext* ctx,
   resp->set_leader(s.leader);
   resp->set_raftindex(node_.committed_index());
   resp->set_raftterm(s.raft_term);
+  resp->set_islearner(node_.is_learner());
   resp->set_raftappliedindex(s.applied_index);
   if (s.leader == 0) resp->add_errors(std::string(base::message(base::errc::no_leader)));
   // Each alarm as Go's compact text form of AlarmMember, trailing space included.
@@ -506,7 +514,7 @@ grpc::Status maintenance_service::Status(grpc::ServerContext* ctx,
 grpc::Status maintenance_service::Defragment(grpc::ServerContext* ctx,
                                              const etcdserverpb::DefragmentRequest*,
                                              etcdserverpb::DefragmentResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto r = node_.defrag();
   if (!r) return grpc::Status(grpc::StatusCode::UNKNOWN, r.error().message);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
@@ -516,7 +524,7 @@ grpc::Status maintenance_service::Defragment(grpc::ServerContext* ctx,
 grpc::Status maintenance_service::HashKV(grpc::ServerContext* ctx,
                                          const etcdserverpb::HashKVRequest* req,
                                          etcdserverpb::HashKVResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto r = node_.store().hash_kv(req->revision());
   if (!r) return fail(from_mvcc(r.error()));
   resp->set_hash(r->hash);
@@ -527,7 +535,7 @@ grpc::Status maintenance_service::HashKV(grpc::ServerContext* ctx,
 
 grpc::Status maintenance_service::Hash(grpc::ServerContext* ctx, const etcdserverpb::HashRequest*,
                                        etcdserverpb::HashResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto r = node_.hash();
   if (!r) return fail(r.error());
   resp->set_hash(r->hash);
@@ -538,7 +546,7 @@ grpc::Status maintenance_service::Hash(grpc::ServerContext* ctx, const etcdserve
 grpc::Status maintenance_service::Snapshot(
     grpc::ServerContext* ctx, const etcdserverpb::SnapshotRequest*,
     grpc::ServerWriter<etcdserverpb::SnapshotResponse>* writer) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto snap = node_.snapshot();
   if (!snap) return grpc::Status(grpc::StatusCode::UNKNOWN, snap.error().message);
   const std::uint64_t total = snap->file->size();
@@ -580,7 +588,7 @@ grpc::Status maintenance_service::Snapshot(
 grpc::Status maintenance_service::MoveLeader(grpc::ServerContext* ctx,
                                              const etcdserverpb::MoveLeaderRequest* req,
                                              etcdserverpb::MoveLeaderResponse*) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   std::vector<std::uint64_t> voters;
   for (const auto& m : node_.members().list()) {
     if (!m.is_learner) voters.push_back(m.id);
@@ -614,7 +622,7 @@ void fill_members(const std::vector<etcdserver::member>& ms, Resp* resp) {
 grpc::Status cluster_service::MemberList(grpc::ServerContext* ctx,
                                          const etcdserverpb::MemberListRequest*,
                                          etcdserverpb::MemberListResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   fill_members(node_.members().list(), resp);
   // Membership requests carry no store revision.
   fill_header(node_, 0, resp->mutable_header());
@@ -637,7 +645,7 @@ cairn::expected<std::vector<std::string>, base::errc> parse_member_urls(
 grpc::Status cluster_service::MemberAdd(grpc::ServerContext* ctx,
                                         const etcdserverpb::MemberAddRequest* req,
                                         etcdserverpb::MemberAddResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto urls =
       parse_member_urls({req->peerurls().begin(), req->peerurls().end()}, opts_.parse_peer_url);
   if (!urls) return fail(urls.error());
@@ -655,7 +663,7 @@ grpc::Status cluster_service::MemberAdd(grpc::ServerContext* ctx,
 grpc::Status cluster_service::MemberRemove(grpc::ServerContext* ctx,
                                            const etcdserverpb::MemberRemoveRequest* req,
                                            etcdserverpb::MemberRemoveResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto r = node_.remove_member(req->id());
   if (!r) return fail(r.error());
   fill_members(*r, resp);
@@ -666,7 +674,7 @@ grpc::Status cluster_service::MemberRemove(grpc::ServerContext* ctx,
 grpc::Status cluster_service::MemberUpdate(grpc::ServerContext* ctx,
                                            const etcdserverpb::MemberUpdateRequest* req,
                                            etcdserverpb::MemberUpdateResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   // MemberUpdate's URLs are not parsed by etcd; they are compared as given.
   auto r = node_.update_member(req->id(), {req->peerurls().begin(), req->peerurls().end()});
   if (!r) return fail(r.error());
@@ -678,7 +686,7 @@ grpc::Status cluster_service::MemberUpdate(grpc::ServerContext* ctx,
 grpc::Status cluster_service::MemberPromote(grpc::ServerContext* ctx,
                                             const etcdserverpb::MemberPromoteRequest* req,
                                             etcdserverpb::MemberPromoteResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   auto r = node_.promote_member(req->id());
   if (!r) return fail(r.error());
   fill_members(*r, resp);
@@ -691,12 +699,12 @@ namespace {
 // The answers of an auth store that is disabled and empty.
 // (An empty name is not found either: only adding checks for it.)
 grpc::Status no_user(grpc::ServerContext* ctx, etcdserver::server& node) {
-  if (auto e = leader_required(ctx, node)) return fail(*e);
+  if (auto e = admit(ctx, node)) return fail(*e);
   return fail(base::errc::user_not_found);
 }
 
 grpc::Status no_role(grpc::ServerContext* ctx, etcdserver::server& node) {
-  if (auto e = leader_required(ctx, node)) return fail(*e);
+  if (auto e = admit(ctx, node)) return fail(*e);
   return fail(base::errc::role_not_found);
 }
 
@@ -710,14 +718,14 @@ grpc::Status auth_not_yet() {
 grpc::Status auth_service::AuthEnable(grpc::ServerContext* ctx,
                                       const etcdserverpb::AuthEnableRequest*,
                                       etcdserverpb::AuthEnableResponse*) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   return fail(base::errc::root_user_not_exist);
 }
 
 grpc::Status auth_service::AuthDisable(grpc::ServerContext* ctx,
                                        const etcdserverpb::AuthDisableRequest*,
                                        etcdserverpb::AuthDisableResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
   return grpc::Status::OK;
 }
@@ -725,7 +733,7 @@ grpc::Status auth_service::AuthDisable(grpc::ServerContext* ctx,
 grpc::Status auth_service::AuthStatus(grpc::ServerContext* ctx,
                                       const etcdserverpb::AuthStatusRequest*,
                                       etcdserverpb::AuthStatusResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
   resp->set_enabled(false);
   resp->set_authrevision(1);
@@ -735,14 +743,14 @@ grpc::Status auth_service::AuthStatus(grpc::ServerContext* ctx,
 grpc::Status auth_service::Authenticate(grpc::ServerContext* ctx,
                                         const etcdserverpb::AuthenticateRequest*,
                                         etcdserverpb::AuthenticateResponse*) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   return fail(base::errc::auth_not_enabled);
 }
 
 grpc::Status auth_service::UserAdd(grpc::ServerContext* ctx,
                                    const etcdserverpb::AuthUserAddRequest* req,
                                    etcdserverpb::AuthUserAddResponse*) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   if (req->name().empty()) return fail(base::errc::user_empty);
   return auth_not_yet();
 }
@@ -756,7 +764,7 @@ grpc::Status auth_service::UserGet(grpc::ServerContext* ctx,
 grpc::Status auth_service::UserList(grpc::ServerContext* ctx,
                                     const etcdserverpb::AuthUserListRequest*,
                                     etcdserverpb::AuthUserListResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
   return grpc::Status::OK;
 }
@@ -788,7 +796,7 @@ grpc::Status auth_service::UserRevokeRole(grpc::ServerContext* ctx,
 grpc::Status auth_service::RoleAdd(grpc::ServerContext* ctx,
                                    const etcdserverpb::AuthRoleAddRequest* req,
                                    etcdserverpb::AuthRoleAddResponse*) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   if (req->name().empty()) return fail(base::errc::role_empty);
   return auth_not_yet();
 }
@@ -802,7 +810,7 @@ grpc::Status auth_service::RoleGet(grpc::ServerContext* ctx,
 grpc::Status auth_service::RoleList(grpc::ServerContext* ctx,
                                     const etcdserverpb::AuthRoleListRequest*,
                                     etcdserverpb::AuthRoleListResponse* resp) {
-  if (auto e = leader_required(ctx, node_)) return fail(*e);
+  if (auto e = admit(ctx, node_)) return fail(*e);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
   return grpc::Status::OK;
 }

@@ -89,6 +89,20 @@ cairn::expected<std::vector<std::string>, base::errc> parse_member_urls(
 std::optional<base::errc> leader_required(
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata, bool has_leader);
 
+// etcd's interceptors, in their order: a learner serves only Status and serializable Range
+// ("etcdserver: rpc not supported for learner"; `learner_may` says the call is one of those),
+// then leader_required. Every service calls it first.
+std::optional<base::errc> admit(const grpc::ServerContextBase* ctx, const etcdserver::server& node,
+                                bool learner_may = false);
+
+// A stream refused before it starts: finishes at once with `status`.
+template <typename Req, typename Resp>
+class refused_stream final : public grpc::ServerBidiReactor<Req, Resp> {
+ public:
+  explicit refused_stream(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 // etcd's checks of a request before it is proposed; pure, for tests.
 std::optional<base::errc> check_txn(const etcdserverpb::TxnRequest& r, std::uint64_t max_txn_ops);
 std::optional<base::errc> check_put(const etcdserverpb::PutRequest& r);
@@ -265,7 +279,7 @@ class node_health final : public http::health_source {
   std::vector<http::alarm_type> alarms() override;
   bool has_leader() override;
   cairn::expected<void, base::errc> read_probe(bool serializable) override;
-  bool is_learner() override { return false; }
+  bool is_learner() override { return node_.is_learner(); }
 
  private:
   etcdserver::server& node_;

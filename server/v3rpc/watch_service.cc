@@ -384,6 +384,9 @@ watch_service::~watch_service() {
 
 grpc::ServerBidiReactor<WatchRequest, WatchResponse>* watch_service::Watch(
     grpc::CallbackServerContext* ctx) {
+  if (auto e = admit(ctx, node_)) {
+    return new refused_stream<WatchRequest, WatchResponse>(to_grpc_status(*e));
+  }
   std::shared_ptr<stream> s;
   {
     std::lock_guard lock(mu_);
