@@ -35,6 +35,14 @@ run_result etcdctl(const std::string& endpoints, std::vector<std::string> args) 
   return run(argv, {{"ETCDCTL_API", "3"}});
 }
 
+// Grants a lease through `ep` with etcdctl; its id in hex ("" if refused).
+std::string grant_lease(const std::string& ep, int ttl) {
+  auto r = etcdctl(ep, {"lease", "grant", std::to_string(ttl)});
+  std::smatch m;
+  if (!std::regex_search(r.out, m, std::regex("lease ([0-9a-f]+) granted"))) return "";
+  return m[1];
+}
+
 std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance(const std::string& ep) {
   return etcdserverpb::Maintenance::NewStub(
       grpc::CreateChannel(ep, grpc::InsecureChannelCredentials()));
@@ -763,13 +771,11 @@ TEST_F(ClusterTest, LeaseTimeToLiveThroughAFollowerIsTheLeaders) {
   const int leader = wait_for_leader(c, all_of(c), 10s);
   ASSERT_GE(leader, 0);
   const int follower = (leader + 1) % 3;
-  auto r = etcdctl(c.endpoint(leader), {"lease", "grant", "30"});
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("lease ([0-9a-f]+) granted"))) << r.out;
-  const std::string id = m[1];
+  const std::string id = grant_lease(c.endpoint(leader), 30);
+  ASSERT_FALSE(id.empty());
   ASSERT_EQ(etcdctl(c.endpoint(leader), {"put", "held", "x", "--lease=" + id}).exit_code, 0);
   std::this_thread::sleep_for(2100ms);
-  r = etcdctl(c.endpoint(follower), {"lease", "timetolive", id, "--keys"});
+  auto r = etcdctl(c.endpoint(follower), {"lease", "timetolive", id, "--keys"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(
       std::regex_match(r.out, std::regex("lease " + id +
@@ -787,12 +793,10 @@ TEST_F(ClusterTest, AStalledOldLeaderDoesNotRevokeALeaseTheNewLeaderKeptAlive) {
   c.start_all();
   int leader = wait_for_leader(c, all_of(c), 10s);
   ASSERT_GE(leader, 0);
-  auto r = etcdctl(c.endpoint(leader), {"lease", "grant", "3"});
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("lease ([0-9a-f]+) granted"))) << r.out;
-  const std::int64_t id = std::stoll(m[1].str(), nullptr, 16);
-  ASSERT_EQ(etcdctl(c.endpoint(leader), {"put", "held", "x", "--lease=" + m[1].str()}).exit_code,
-            0);
+  const std::string hex_id = grant_lease(c.endpoint(leader), 3);
+  ASSERT_FALSE(hex_id.empty());
+  const std::int64_t id = std::stoll(hex_id, nullptr, 16);
+  ASSERT_EQ(etcdctl(c.endpoint(leader), {"put", "held", "x", "--lease=" + hex_id}).exit_code, 0);
 
   // Keep-alives through whichever of the others answers, every 300 ms.
   std::atomic<bool> stop{false};
@@ -832,7 +836,7 @@ TEST_F(ClusterTest, AStalledOldLeaderDoesNotRevokeALeaseTheNewLeaderKeptAlive) {
     ::kill(c.proc(leader).pid(), SIGCONT);
     std::this_thread::sleep_for(1500ms);  // its lease loop wakes with the lease expired
     stalled = -1;
-    r = etcdctl(c.endpoint(rest[0]), {"get", "held", "--print-value-only"});
+    auto r = etcdctl(c.endpoint(rest[0]), {"get", "held", "--print-value-only"});
     EXPECT_EQ(r.out, "x\n") << "round " << round << ": the old leader revoked the lease\n"
                             << c.proc(leader).log();
     if (r.out != "x\n") break;

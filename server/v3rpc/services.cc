@@ -25,6 +25,14 @@ std::optional<base::errc> leader_required(
   return std::nullopt;
 }
 
+std::optional<base::errc> admit(const grpc::ServerContextBase* ctx, const etcdserver::server& node,
+                                bool learner_may) {
+#ifndef CAIRN_PLANTED_BUG_LEARNER_SERVES_EVERYTHING
+  if (!learner_may && node.is_learner()) return base::errc::not_supported_for_learner;
+#endif
+  return leader_required(ctx->client_metadata(), node.leader() != 0);
+}
+
 reader_pool::reader_pool(int threads) {
   for (int i = 0; i < threads; ++i) {
     threads_.emplace_back([this] {
@@ -93,18 +101,6 @@ bool txn_serializable(const etcdserverpb::TxnRequest& r) {
   }
   return true;
 }
-
-}  // namespace
-
-std::optional<base::errc> admit(const grpc::ServerContextBase* ctx, const etcdserver::server& node,
-                                bool learner_may) {
-#ifndef CAIRN_PLANTED_BUG_LEARNER_SERVES_EVERYTHING
-  if (!learner_may && node.is_learner()) return base::errc::not_supported_for_learner;
-#endif
-  return leader_required(ctx->client_metadata(), node.leader() != 0);
-}
-
-namespace {
 
 void to_wire(const mvcc::range_response& r, etcdserverpb::RangeResponse& out) {
   for (const auto& kv : r.kvs) to_wire(kv, out.add_kvs());
