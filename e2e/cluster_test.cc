@@ -21,6 +21,8 @@
 
 #include "absl/strings/str_join.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
+#include "mvcc/record.h"
+#include "schema/schema.h"
 #include "support/e2e.h"
 
 namespace cairn::e2e {
@@ -845,6 +847,107 @@ TEST_F(ClusterTest, AStalledOldLeaderDoesNotRevokeALeaseTheNewLeaderKeptAlive) {
   }
   stop = true;
   keeper.join();
+}
+
+}  // namespace
+}  // namespace cairn::e2e
+
+namespace cairn::e2e {
+namespace {
+
+// Rewrites the value of the newest revision of `key` in a stopped member's backend, as a disk
+// or a bug could: the store still opens, its HashKV no longer matches its peers'.
+void tamper_with(const std::filesystem::path& data_dir, const std::string& key) {
+  auto b = schema::open_backend((data_dir / "member" / "db").string(), {});
+  ASSERT_TRUE(b.has_value());
+  std::string rev_key, record;
+  {
+    auto cur = (*b)->cursor(schema::key);
+    for (cur.seek(""); cur.valid(); cur.next()) {
+      auto r = mvcc::decode_record(cur.value());
+      if (r && !r->tombstone && r->key == key) {
+        rev_key = cur.key();
+        record =
+            mvcc::encode_put(r->key, r->create_revision, r->version, r->lease, r->prev, "tampered");
+      }
+    }
+  }
+  ASSERT_FALSE(rev_key.empty()) << key << " is not in " << data_dir;
+  (*b)->put(schema::key, rev_key, record);
+  (*b)->sync();
+}
+
+// Stops member i with SIGTERM (a clean stop: everything applied is in its backend).
+void stop(cairn_cluster& c, int i) {
+  ::kill(c.proc(i).pid(), SIGTERM);
+  ASSERT_TRUE(exits_within(c.proc(i), 10s)) << c.proc(i).log();
+}
+
+// etcd's corruption checks: with --experimental-corrupt-check-time the leader compares every
+// member's HashKV and raises CORRUPT for a member whose data differs (etcdctl alarm list shows
+// it, every write is refused with "etcdserver: corrupt cluster", reads go on, disarm restores
+// writes); with --experimental-initial-corrupt-check that member refuses to start.
+TEST_F(ClusterTest, ADivergedMemberRaisesCorruptAndIsRefusedAtStart) {
+  cairn_cluster c(dir_.path(), 3, {"--experimental-corrupt-check-time=1s"});
+  c.start_all();
+  const int leader = wait_for_leader(c, all_of(c), 10s);
+  ASSERT_GE(leader, 0);
+  const int bad = (leader + 1) % 3;
+  const std::string eps = c.endpoints();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_EQ(etcdctl(eps, {"put", "k" + std::to_string(i), "v"}).exit_code, 0);
+  }
+  const std::uint64_t bad_num = member_id_of(c.endpoint(bad));
+  ASSERT_NE(bad_num, 0u);
+  std::ostringstream hex;
+  hex << std::hex << bad_num;
+  const std::string bad_id = hex.str();
+  // A healthy cluster passes its checks: no alarm after a few rounds.
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(etcdctl(eps, {"alarm", "list"}).out, "");
+
+  stop(c, bad);
+  tamper_with(c.data_dir(bad), "k7");
+  c.start(bad);
+  ASSERT_GE(wait_for_leader(c, all_of(c), 10s), 0);
+  EXPECT_EQ(etcdctl(c.endpoint(bad), {"get", "k7", "--consistency=s", "--print-value-only"}).out,
+            "tampered\n")
+      << c.proc(bad).log();
+  std::string alarms;
+  for (int attempt = 0; attempt < 100 && alarms.empty(); ++attempt) {
+    alarms = etcdctl(eps, {"alarm", "list"}).out;
+    if (alarms.empty()) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(alarms.find("memberID:" + std::to_string(bad_num) + " alarm:CORRUPT"),
+            std::string::npos)
+      << alarms << c.proc(leader).log();
+  auto put = etcdctl(eps, {"put", "after", "x"});
+  EXPECT_NE(put.exit_code, 0);
+  EXPECT_NE(put.err.find("etcdserver: corrupt cluster"), std::string::npos) << put.err;
+  EXPECT_EQ(etcdctl(c.endpoint(leader), {"get", "k7", "--print-value-only"}).out, "v\n");
+  EXPECT_NE(c.proc(leader).log().find("same compact revision then hashes must match"),
+            std::string::npos);
+
+  // Started again with the initial check, the diverged member refuses to serve.
+  stop(c, bad);
+  EXPECT_THROW(c.start(bad, {"--experimental-initial-corrupt-check"}), std::runtime_error);
+  ASSERT_TRUE(exits_within(c.proc(bad), 20s));
+  EXPECT_NE(c.proc(bad).log().find(bad_id + " found data inconsistency with peers"),
+            std::string::npos)
+      << c.proc(bad).log();
+
+  // A member that agrees with its peers passes the initial check and serves.
+  const int good = 3 - leader - bad;
+  stop(c, good);
+  c.start(good, {"--experimental-initial-corrupt-check"});
+  EXPECT_EQ(etcdctl(c.endpoint(good), {"get", "k7", "--print-value-only"}).out, "v\n");
+  EXPECT_NE(c.proc(good).log().find("initial corruption checking passed; no corruption"),
+            std::string::npos);
+
+  // Disarming lets writes through again (the diverged member stays down).
+  auto disarm = etcdctl(eps, {"alarm", "disarm"});
+  EXPECT_EQ(disarm.exit_code, 0) << disarm.err;
+  EXPECT_EQ(etcdctl(c.endpoint(leader), {"put", "after", "x"}).exit_code, 0);
 }
 
 }  // namespace

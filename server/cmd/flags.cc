@@ -737,13 +737,13 @@ constexpr flag_spec table[] = {
 
     // Experimental features (3.5 names, each followed by its 3.6 replacement).
     {"experimental-initial-corrupt-check", g::experimental, "false",
-     "Compare database hashes with the peers before serving.", later,
+     "Compare database hashes with the peers before serving.", acted,
      gate<&feature_gates::initial_corrupt_check>()},
     {"experimental-corrupt-check-time", g::experimental, "0s",
-     "Period of the cluster-wide corruption check (0s: off).", later,
+     "Period of the cluster-wide corruption check (0s: off).", acted,
      field<&config::corrupt_check_time>(), "corrupt-check-time"},
     {"corrupt-check-time", g::experimental, "0s",
-     "Period of the cluster-wide corruption check (etcd 3.6 name).", later,
+     "Period of the cluster-wide corruption check (etcd 3.6 name).", acted,
      field<&config::corrupt_check_time>()},
     {"experimental-compact-hash-check-enabled", g::experimental, "false",
      "Let the leader compare compaction hashes with followers.", later,

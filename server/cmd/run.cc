@@ -72,6 +72,8 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
   s.strict_reconfig_check = cfg.strict_reconfig_check;
   s.lease_checkpoint = cfg.features.lease_checkpoint;
   s.lease_checkpoint_persist = cfg.features.lease_checkpoint_persist;
+  s.initial_corrupt_check = cfg.features.initial_corrupt_check;
+  s.corrupt_check_interval = to_ms(cfg.corrupt_check_time);
   if (cfg.backend_batch_interval.count() > 0) {
     s.backend_batch_interval = to_ms(cfg.backend_batch_interval);
   }
@@ -150,13 +152,24 @@ int run(const config& cfg) {
   if (node_cfg->request_timeout.count() > 0) topts.request_timeout = node_cfg->request_timeout;
   transport::peer_transport peers(topts);
   node_cfg->peers = &peers;
-  auto node = etcdserver::server::start(*node_cfg);
+  auto node = etcdserver::server::open_stopped(*node_cfg);
   if (!node) {
     spdlog::error("cannot start the member: {}", node.error().message);
     return 1;
   }
   etcdserver::server& n = **node;
   peers.attach(n);
+  // etcd checks before the member serves, and only a member that existed before this start.
+  if (node_cfg->initial_corrupt_check) {
+    if (auto r = n.check_initial_hash_kv(); !r) {
+      spdlog::error("cannot start the member: {}", r.error().message);
+      return 1;
+    }
+  }
+  if (auto r = n.launch(); !r) {
+    spdlog::error("cannot start the member: {}", r.error().message);
+    return 1;
+  }
   transport::peer_service peer_svc(n, peers);
   auto peer_listener = transport::peer_listener::start(to_strings(cfg.listen_peer_urls), peer_svc);
   if (!peer_listener) {

@@ -168,29 +168,40 @@ cairn::expected<std::unique_ptr<server>, server_error> server::open_stopped(serv
 }
 
 cairn::expected<std::unique_ptr<server>, server_error> server::start(server_config cfg) {
-  std::unique_ptr<server> s(new server(std::move(cfg)));
-  if (auto r = s->open(); !r) return cairn::unexpected(r.error());
-  s->raft_thread_ = std::thread([p = s.get()] { p->raft_loop(); });
-  s->apply_thread_ = std::thread([p = s.get()] { p->apply_loop(); });
-  s->lease_thread_ = std::thread([p = s.get()] { p->lease_loop(); });
+  auto s = open_stopped(std::move(cfg));
+  if (!s) return s;
+  if (auto r = (*s)->launch(); !r) return cairn::unexpected(r.error());
+  return s;
+}
+
+cairn::expected<void, server_error> server::launch() {
+  raft_thread_ = std::thread([this] { raft_loop(); });
+  apply_thread_ = std::thread([this] { apply_loop(); });
+  lease_thread_ = std::thread([this] { lease_loop(); });
   // A lone member elects itself at once (raft_loop campaigns); wait for that so the first
   // request does not meet "no leader". Members of a larger cluster elect one by ticks.
-  if (s->conf_.voters_size() == 1 && s->conf_.voters(0) == s->member_id_) {
-    auto deadline = std::chrono::steady_clock::now() + s->cfg_.request_timeout;
-    while (s->leader_.load() != s->member_id_) {
+  if (conf_.voters_size() == 1 && conf_.voters(0) == member_id_) {
+    auto deadline = std::chrono::steady_clock::now() + cfg_.request_timeout;
+    while (leader_.load() != member_id_) {
       if (std::chrono::steady_clock::now() > deadline) {
         return cairn::unexpected(server_error{"no leader elected within the request timeout"});
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{1});
     }
   }
-  s->publisher_ = std::thread([p = s.get()] { p->publish_attributes(); });
-  if (s->cfg_.auto_compaction) {
-    auto opts = *s->cfg_.auto_compaction;
+  publisher_ = std::thread([this] { publish_attributes(); });
+  if (cfg_.corrupt_check_interval.count() > 0) {
+    CAIRN_LOG(info, "enabled corruption checking",
+              {"local-member-id", fmt::format("{:x}", member_id_)},
+              {"interval", fmt::format("{}ms", cfg_.corrupt_check_interval.count())});
+    corrupt_thread_ = std::thread([this] { corrupt_check_loop(); });
+  }
+  if (cfg_.auto_compaction) {
+    auto opts = *cfg_.auto_compaction;
     bool on = opts.mode == compaction_mode::periodic ? opts.period.count() > 0 : opts.revisions > 0;
     if (on) {
-      server* p = s.get();
-      s->compactor_ = std::make_unique<compactor>(
+      server* p = this;
+      compactor_ = std::make_unique<compactor>(
           opts, [p] { return p->store_->rev(); },
           [p](std::int64_t rev) {
             auto r = p->compact(rev, false);
@@ -198,7 +209,7 @@ cairn::expected<std::unique_ptr<server>, server_error> server::start(server_conf
           });
     }
   }
-  return s;
+  return {};
 }
 
 cairn::expected<void, server_error> server::open() {
@@ -257,6 +268,7 @@ cairn::expected<void, server_error> server::open() {
     }
     if (!opened) return err(absl::StrCat(cfg_.data_dir, ": no snapshot matching the WAL"));
     wal_ = std::move(opened->log);
+    restarted_ = true;
     const std::string& meta = opened->data.metadata;
     if (std::sscanf(meta.c_str(), "member_id=%lx\ncluster_id=%lx\n", &member_id_, &cluster_id_) !=
         2) {
@@ -489,6 +501,7 @@ void server::shutdown(bool crash) {
   lease_cv_.notify_all();
   if (lease_thread_.joinable()) lease_thread_.join();
   if (publisher_.joinable()) publisher_.join();
+  if (corrupt_thread_.joinable()) corrupt_thread_.join();
   {
     std::lock_guard lock(apply_mu_);
     stop_apply_ = true;
@@ -851,11 +864,147 @@ std::vector<alarm_member> server::alarms() const {
 }
 
 bool server::still_leads() {
-#ifdef CAIRN_PLANTED_BUG_STALE_LEADER_REVOKES
-  return true;
-#endif
   if (!wait_read_index()) return false;
   return leader_.load() == member_id_;
+}
+
+namespace {
+std::string hex(std::uint64_t id) { return fmt::format("{:x}", id); }
+}  // namespace
+
+cairn::expected<void, server_error> server::check_initial_hash_kv() {
+  if (!restarted_ || cfg_.peers == nullptr) return {};
+  CAIRN_LOG(info, "starting initial corruption check", {"local-member-id", hex(member_id_)},
+            {"timeout", fmt::format("{}ms", cfg_.request_timeout.count())});
+  auto mine = store_->hash_kv(0);
+  if (!mine) {
+    return cairn::unexpected(server_error{fmt::format(
+        "{} failed to fetch hash ({})", hex(member_id_), mvcc::to_string(mine.error()))});
+  }
+  int mismatch = 0;
+  for (const auto& m : members_.list()) {
+    if (m.id == member_id_) continue;
+    auto p = cfg_.peers->hash_kv(m.id, mine->revision);
+    if (!p) {
+      if (p.error() == base::errc::future_rev) {
+        CAIRN_LOG(warn, "cannot fetch hash from slow remote peer",
+                  {"local-member-id", hex(member_id_)}, {"remote-peer-id", hex(m.id)},
+                  {"local-member-revision", mine->revision});
+      } else if (p.error() == base::errc::compacted) {
+        CAIRN_LOG(warn, "cannot fetch hash from remote peer; local member is behind",
+                  {"local-member-id", hex(member_id_)}, {"remote-peer-id", hex(m.id)},
+                  {"local-member-revision", mine->revision});
+      } else {
+        CAIRN_LOG(warn, "cannot fetch hash from remote peer", {"local-member-id", hex(member_id_)},
+                  {"remote-peer-id", hex(m.id)}, {"error", base::message(p.error())});
+      }
+      continue;
+    }
+    if (p->hash == mine->hash) continue;
+    if (p->compact_revision == mine->compact_revision) {
+      CAIRN_LOG(warn, "found different hash values from remote peer",
+                {"local-member-id", hex(member_id_)}, {"local-member-revision", mine->revision},
+                {"local-member-compact-revision", mine->compact_revision},
+                {"local-member-hash", mine->hash}, {"remote-peer-id", hex(p->member_id)},
+                {"remote-peer-hash", p->hash});
+      ++mismatch;
+    } else {
+      CAIRN_LOG(warn, "found different compact revision values from remote peer",
+                {"local-member-id", hex(member_id_)},
+                {"local-member-compact-revision", mine->compact_revision},
+                {"remote-peer-id", hex(p->member_id)},
+                {"remote-peer-compact-revision", p->compact_revision});
+    }
+  }
+#ifdef CAIRN_PLANTED_BUG_INITIAL_CHECK_PASSES
+  mismatch = 0;
+#endif
+  if (mismatch > 0) {
+    return cairn::unexpected(
+        server_error{fmt::format("{} found data inconsistency with peers", hex(member_id_))});
+  }
+  CAIRN_LOG(info, "initial corruption checking passed; no corruption",
+            {"local-member-id", hex(member_id_)});
+  return {};
+}
+
+void server::corrupt_check_loop() {
+  while (true) {
+    {
+      std::unique_lock lock(lease_mu_);
+      if (lease_cv_.wait_for(lock, cfg_.corrupt_check_interval, [&] { return stop_lease_; })) {
+        return;
+      }
+    }
+    if (leader_.load() != member_id_) continue;
+    (void)check_hash_kv();
+  }
+}
+
+std::optional<std::uint64_t> server::check_hash_kv() {
+  if (cfg_.peers == nullptr) return std::nullopt;
+  auto h1 = store_->hash_kv(0);
+  if (!h1) return std::nullopt;
+  std::vector<peer_hash> peers;
+  for (const auto& m : members_.list()) {
+    if (m.id == member_id_) continue;
+    auto p = cfg_.peers->hash_kv(m.id, h1->revision);
+    if (p) {
+      peers.push_back(*p);
+    } else {
+      CAIRN_LOG(warn, "failed to get hashKV from remote peer", {"local-member-id", hex(member_id_)},
+                {"remote-peer-id", hex(m.id)}, {"error", base::message(p.error())});
+    }
+  }
+  if (auto r = wait_read_index(); !r) {
+    CAIRN_LOG(warn, "failed to check hash KV", {"error", base::message(r.error())});
+    return std::nullopt;
+  }
+  auto h2 = store_->hash_kv(0);
+  if (!h2) return std::nullopt;
+  std::optional<std::uint64_t> alarmed;
+  auto mismatch = [&](std::uint64_t id) {
+    if (alarmed) return;
+    alarmed = id;
+    (void)alarm({alarm_action::activate, id, alarm_type::corrupt});
+  };
+  if (h2->hash != h1->hash && h2->revision == h1->revision &&
+      h2->compact_revision == h1->compact_revision) {
+    CAIRN_LOG(warn, "found hash mismatch", {"revision-1", h1->revision},
+              {"compact-revision-1", h1->compact_revision}, {"hash-1", h1->hash},
+              {"revision-2", h2->revision}, {"compact-revision-2", h2->compact_revision},
+              {"hash-2", h2->hash});
+    mismatch(member_id_);
+  }
+#ifdef CAIRN_PLANTED_BUG_CORRUPT_CHECK_SKIPS_PEERS
+  peers.clear();
+#endif
+  for (const auto& p : peers) {
+    // A follower cannot be ahead of the leader once the ReadIndex round is done.
+    if (p.revision > h2->revision) {
+      CAIRN_LOG(warn, "revision from follower must be less than or equal to leader's",
+                {"leader-revision", h2->revision}, {"follower-revision", p.revision},
+                {"follower-peer-id", hex(p.member_id)});
+      mismatch(p.member_id);
+    }
+    if (p.compact_revision > h2->compact_revision) {
+      CAIRN_LOG(warn, "compact revision from follower must be less than or equal to leader's",
+                {"leader-compact-revision", h2->compact_revision},
+                {"follower-compact-revision", p.compact_revision},
+                {"follower-peer-id", hex(p.member_id)});
+      mismatch(p.member_id);
+    }
+    if (p.compact_revision == h1->compact_revision && p.hash != h1->hash) {
+      CAIRN_LOG(warn, "same compact revision then hashes must match",
+                {"leader-compact-revision", h2->compact_revision}, {"leader-hash", h1->hash},
+                {"follower-compact-revision", p.compact_revision}, {"follower-hash", p.hash},
+                {"follower-peer-id", hex(p.member_id)});
+      mismatch(p.member_id);
+    }
+  }
+  CAIRN_LOG(info, "finished peer corruption check",
+            {"number-of-peers-checked", static_cast<std::int64_t>(peers.size())});
+  return alarmed;
 }
 
 cairn::expected<void, base::errc> server::wait_read_index() {
@@ -1914,11 +2063,35 @@ void server::apply_entry(const raftpb::Entry& e) {
 }
 
 server::apply_result server::apply_request(const request& r) {
-  bool nospace;
+  // An alarm of any member caps the whole cluster (etcd's appliers): every member applies the
+  // same entries alike, or their stores would part. NOSPACE refuses writes that add data;
+  // CORRUPT refuses every write (reads are served, and alarms can still be disarmed).
+  bool nospace = false, corrupt = false;
   {
     std::lock_guard lock(alarm_mu_);
-    nospace = alarms_.contains({member_id_, alarm_type::nospace});
+    for (const auto& a : alarms_) {
+#ifdef CAIRN_PLANTED_BUG_OWN_ALARMS_ONLY
+      if (a.member_id != member_id_) continue;
+#endif
+      nospace = nospace || a.alarm == alarm_type::nospace;
+      corrupt = corrupt || a.alarm == alarm_type::corrupt;
+    }
   }
+  const bool write = std::visit(
+      [](const auto& op) {
+        using T = std::decay_t<decltype(op)>;
+        return std::is_same_v<T, mvcc::put_request> ||
+               std::is_same_v<T, mvcc::delete_range_request> ||
+               std::is_same_v<T, mvcc::txn_request> || std::is_same_v<T, lease_grant_request> ||
+               std::is_same_v<T, lease_revoke_request> || std::is_same_v<T, compact_request>;
+      },
+      r.op);
+#ifndef CAIRN_PLANTED_BUG_CORRUPT_ALLOWS_WRITES
+  if (corrupt && write) return {cairn::unexpected(base::errc::corrupt)};
+#else
+  (void)write;
+  (void)corrupt;
+#endif
   return std::visit(
       [&](const auto& op) -> apply_result {
         using T = std::decay_t<decltype(op)>;

@@ -70,6 +70,14 @@ class MemberRecord;
 
 namespace cairn::etcdserver {
 
+// What a member answers to a corruption check's HashKV.
+struct peer_hash {
+  std::uint64_t member_id = 0;
+  std::int64_t revision = 0;  // its current revision
+  std::uint32_t hash = 0;
+  std::int64_t compact_revision = 0;
+};
+
 // Where raft messages for other members go. Called on the raft loop thread, after the entries
 // and hard state they depend on are durable; must not block for long.
 class transport {
@@ -84,6 +92,9 @@ class transport {
   // the request timeout; any thread.
   virtual cairn::expected<std::optional<lease::lease_status>, base::errc> lease_time_to_live(
       std::uint64_t leader, std::int64_t id, bool keys) = 0;
+  // A member's HashKV at `rev` (0: its current revision), for the corruption checks. Blocks up
+  // to the request timeout; any thread.
+  virtual cairn::expected<peer_hash, base::errc> hash_kv(std::uint64_t peer, std::int64_t rev) = 0;
   // When a stream to `peer` last became active; nullopt while it is not (etcd's ActiveSince).
   virtual std::optional<std::chrono::steady_clock::time_point> active_since(std::uint64_t peer) = 0;
   // Asks the leader to promote a learner (only it knows whether the learner is in sync).
@@ -141,6 +152,11 @@ struct server_config {
   std::chrono::milliseconds lease_checkpoint_interval{std::chrono::minutes(5)};
   std::chrono::milliseconds lease_loop_interval{500};
   std::uint32_t lease_revoke_rate = 1000;
+  // --experimental-initial-corrupt-check: a restarted member compares its HashKV with its
+  // peers' before it serves (check_initial_hash_kv). --experimental-corrupt-check-time: the
+  // leader's period for the cluster-wide check (0: off).
+  bool initial_corrupt_check = false;
+  std::chrono::milliseconds corrupt_check_interval{0};
 };
 
 // What the node counts for the metrics (etcd_server_*, etcd_disk_*), read at scrape time.
@@ -216,6 +232,22 @@ class server {
   // prepare a data directory (snapshot restore) or read one. Only the status accessors are
   // meaningful on it.
   static cairn::expected<std::unique_ptr<server>, server_error> open_stopped(server_config cfg);
+  // Starts the threads of a member opened with open_stopped (start = open_stopped + launch);
+  // between the two, a caller attaches the transport and runs check_initial_hash_kv.
+  cairn::expected<void, server_error> launch();
+  // etcd's CheckInitialHashKV, for a member whose data directory existed before this start
+  // (a new member has nothing to compare; this returns at once): its HashKV at its current
+  // revision beside each peer's at the same revision. A peer with the same compact revision
+  // and another hash is an inconsistency: the error "<id> found data inconsistency with
+  // peers", and the member must not serve. A peer behind, compacted past it, or unreachable
+  // is logged and skipped. Before launch only.
+  cairn::expected<void, server_error> check_initial_hash_kv();
+  // One round of etcd's periodic check (checkHashKV), on the leader: this member's HashKV,
+  // each peer's at the same revision, a ReadIndex round, this member's again. Raises CORRUPT
+  // (through raft) for this member if its own hash moved without a write, or for the first peer
+  // that is ahead of it, compacted further, or hashes the same compaction differently. Returns
+  // the member alarmed, if any.
+  std::optional<std::uint64_t> check_hash_kv();
   // Stops the threads, commits the backend and closes the WAL.
   ~server();
   server(const server&) = delete;
@@ -374,6 +406,10 @@ class server {
   // checkpoints, which it retries if they never apply.
   void propose_no_wait(request r);
   void lease_loop();
+  // Every corrupt_check_interval, while this member leads: check_hash_kv.
+  void corrupt_check_loop();
+  std::thread corrupt_thread_;
+  bool restarted_ = false;  // open() found an existing data directory
   // After a ReadIndex round: whether this member still leads (etcd's ensureLeadership).
   bool still_leads();
   void restore_lease_keys();

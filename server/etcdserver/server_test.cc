@@ -483,6 +483,56 @@ TEST_F(ServerTest, NoSpaceAlarmRefusesWritesAndSurvivesRestart) {
   EXPECT_TRUE(srv_->alarms().empty());
 }
 
+// etcd's applierV3Corrupt: while a CORRUPT alarm is active (for any member) every write is
+// refused with "etcdserver: corrupt cluster", reads are still served, and disarming restores
+// writes. The alarm is in the db, so a restart keeps refusing.
+TEST_F(ServerTest, CorruptAlarmRefusesWritesButServesReadsUntilDisarmed) {
+  start();
+  ASSERT_TRUE(srv_->put(put_req("a", "1")).has_value());
+  auto lease = srv_->lease_grant(0, 60);
+  ASSERT_TRUE(lease.has_value());
+  const std::uint64_t other = 0x1234;  // another member's id: its alarm counts here too
+  ASSERT_TRUE(srv_->alarm({alarm_action::activate, other, alarm_type::corrupt}).has_value());
+  auto check_refused = [&] {
+    EXPECT_EQ(srv_->put(put_req("b", "2")).error(), base::errc::corrupt);
+    mvcc::delete_range_request d;
+    d.key = "a";
+    EXPECT_EQ(srv_->delete_range(d).error(), base::errc::corrupt);
+    mvcc::txn_request t;
+    t.success.push_back({put_req("c", "3")});
+    EXPECT_EQ(srv_->txn(t).error(), base::errc::corrupt);
+    EXPECT_EQ(srv_->compact(srv_->store().rev(), true).error(), base::errc::corrupt);
+    EXPECT_EQ(srv_->lease_grant(0, 60).error(), base::errc::corrupt);
+    EXPECT_EQ(srv_->lease_revoke(lease->id).error(), base::errc::corrupt);
+    ASSERT_TRUE(get("a").has_value());
+    EXPECT_EQ(get("a")->value, "1");
+    EXPECT_TRUE(get("a", true).has_value());
+  };
+  check_refused();
+  srv_.reset();
+  start();
+  ASSERT_EQ(srv_->alarms().size(), 1u);
+  check_refused();
+  ASSERT_TRUE(srv_->alarm({alarm_action::deactivate, other, alarm_type::corrupt}).has_value());
+  EXPECT_TRUE(srv_->put(put_req("b", "2")).has_value());
+  EXPECT_TRUE(srv_->lease_revoke(lease->id).has_value());
+}
+
+// Every member applies the same entries alike: a NOSPACE alarm raised by another member caps
+// this member's writes too (etcd's applierV3Capped looks at the alarms of all members).
+TEST_F(ServerTest, AnotherMembersNoSpaceAlarmCapsWrites) {
+  start();
+  ASSERT_TRUE(srv_->put(put_req("a", "1")).has_value());
+  const std::uint64_t other = 0x99;
+  ASSERT_TRUE(srv_->alarm({alarm_action::activate, other, alarm_type::nospace}).has_value());
+  EXPECT_EQ(srv_->put(put_req("b", "2")).error(), base::errc::no_space);
+  mvcc::delete_range_request d;
+  d.key = "a";
+  EXPECT_TRUE(srv_->delete_range(d).has_value());
+  ASSERT_TRUE(srv_->alarm({alarm_action::deactivate, other, alarm_type::nospace}).has_value());
+  EXPECT_TRUE(srv_->put(put_req("b", "2")).has_value());
+}
+
 TEST_F(ServerTest, AutoCompactionByRevision) {
   compactor_options co;
   co.mode = compaction_mode::revision;

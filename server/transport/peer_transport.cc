@@ -441,6 +441,18 @@ cairn::expected<std::optional<lease::lease_status>, base::errc> peer_transport::
   return st;
 }
 
+cairn::expected<etcdserver::peer_hash, base::errc> peer_transport::hash_kv(std::uint64_t peer,
+                                                                           std::int64_t rev) {
+  raftpb::HashKVRequest req;
+  req.set_revision(rev);
+  raftpb::HashKVResponse resp;
+  if (auto r = call_leader(peer, req, &resp, &raftpb::Peer::Stub::HashKV); !r) {
+    return cairn::unexpected(r.error());
+  }
+  return etcdserver::peer_hash{resp.member_id(), resp.revision(), resp.hash(),
+                               resp.compact_revision()};
+}
+
 std::optional<std::chrono::steady_clock::time_point> peer_transport::active_since(
     std::uint64_t peer) {
   std::lock_guard lock(mu_);
@@ -564,6 +576,23 @@ grpc::Status peer_service::LeaseTimeToLive(grpc::ServerContext*,
     resp->set_granted_ttl(st->granted_ttl);
     for (auto& k : st->keys) resp->add_keys(std::move(k));
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status peer_service::HashKV(grpc::ServerContext*, const raftpb::HashKVRequest* req,
+                                  raftpb::HashKVResponse* resp) {
+  if (auto st = check_cluster(req->cluster_id(), 0); !st.ok()) return st;
+  resp->set_member_id(node_.member_id());
+  auto r = node_.store().hash_kv(req->revision());
+  if (!r) {
+    // hash_kv fails only for a revision compacted away or not reached yet.
+    resp->set_error(encode_errc(r.error() == mvcc::errc::compacted ? base::errc::compacted
+                                                                   : base::errc::future_rev));
+    return grpc::Status::OK;
+  }
+  resp->set_revision(r->revision);
+  resp->set_hash(r->hash);
+  resp->set_compact_revision(r->compact_revision);
   return grpc::Status::OK;
 }
 

@@ -79,6 +79,8 @@ class peer_transport final : public etcdserver::transport {
                                                         std::int64_t id) override;
   cairn::expected<std::optional<lease::lease_status>, base::errc> lease_time_to_live(
       std::uint64_t leader, std::int64_t id, bool keys) override;
+  cairn::expected<etcdserver::peer_hash, base::errc> hash_kv(std::uint64_t peer,
+                                                             std::int64_t rev) override;
   std::optional<std::chrono::steady_clock::time_point> active_since(std::uint64_t peer) override;
   cairn::expected<void, base::errc> promote_on_leader(std::uint64_t leader,
                                                       std::uint64_t id) override;
@@ -130,6 +132,8 @@ class peer_service final : public raftpb::Peer::Service {
                        raftpb::MembersResponse* resp) override;
   grpc::Status LeaseTimeToLive(grpc::ServerContext* ctx, const raftpb::LeaseTimeToLiveRequest* req,
                                raftpb::LeaseTimeToLiveResponse* resp) override;
+  grpc::Status HashKV(grpc::ServerContext* ctx, const raftpb::HashKVRequest* req,
+                      raftpb::HashKVResponse* resp) override;
 
  private:
   grpc::Status check_cluster(std::uint64_t cluster_id, std::uint64_t from) const;

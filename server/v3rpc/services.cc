@@ -29,6 +29,8 @@ std::optional<base::errc> admit(const grpc::ServerContextBase* ctx, const etcdse
                                 bool learner_may) {
 #ifndef CAIRN_PLANTED_BUG_LEARNER_SERVES_EVERYTHING
   if (!learner_may && node.is_learner()) return base::errc::not_supported_for_learner;
+#else
+  (void)learner_may;  // planted bug: learners serve everything
 #endif
   return leader_required(ctx->client_metadata(), node.leader() != 0);
 }
