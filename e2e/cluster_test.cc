@@ -982,8 +982,7 @@ TEST_F(ClusterTest, JoiningWithAnInitialClusterThatDoesNotMatchIsRefused) {
   argv.push_back("--initial-cluster-state=existing");
   r = run(argv, {}, 20s);
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE((r.out + r.err).find("PeerURLs: no match found for existing member"),
-            std::string::npos)
+  EXPECT_NE((r.out + r.err).find("PeerURLs: no match found for existing member"), std::string::npos)
       << r.err;
   EXPECT_NE((r.out + r.err).find(c.peer_url(1)), std::string::npos) << r.err;
 
@@ -1034,8 +1033,7 @@ TEST_F(ClusterTest, MemberUpdateMovesAMemberToANewPeerUrl) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("Member " + id + " updated in cluster"), std::string::npos) << r.out;
   auto list = etcdctl(eps, {"member", "list"}).out;
-  EXPECT_NE(list.find(id + ", started, " + c.name(moved) + ", " + new_url + ","),
-            std::string::npos)
+  EXPECT_NE(list.find(id + ", started, " + c.name(moved) + ", " + new_url + ","), std::string::npos)
       << list;
   EXPECT_EQ(list.find(c.peer_url(moved)), std::string::npos) << list;
 
@@ -1057,6 +1055,193 @@ TEST_F(ClusterTest, MemberUpdateMovesAMemberToANewPeerUrl) {
   }
   ASSERT_GE(wait_for_leader(c, rest, 10s), 0);
   EXPECT_EQ(etcdctl(c.endpoint(moved), {"put", "later", "3"}).out, "OK\n");
+}
+
+}  // namespace
+}  // namespace cairn::e2e
+
+namespace cairn::e2e {
+namespace {
+
+// Whether every member in `members` reaches the same revision with the same HashKV within
+// `timeout` (writes have stopped).
+bool converged(cairn_cluster& c, const std::vector<int>& members,
+               std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::set<std::pair<std::int64_t, std::uint32_t>> seen;
+    for (int i : members) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + 1s);
+      etcdserverpb::HashKVResponse h;
+      if (!maintenance(c.endpoint(i))->HashKV(&ctx, {}, &h).ok()) {
+        seen.insert({-1, static_cast<std::uint32_t>(i)});
+        continue;
+      }
+      seen.insert({h.header().revision(), h.hash()});
+    }
+    if (seen.size() == 1) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+// Puts "w/<n>" through the members in `targets` in turn until stopped; keeps the keys whose
+// put was acknowledged.
+class writer {
+ public:
+  writer(cairn_cluster& c, std::vector<int> targets) {
+    for (int i : targets) {
+      stubs_.push_back(etcdserverpb::KV::NewStub(
+          grpc::CreateChannel(c.endpoint(i), grpc::InsecureChannelCredentials())));
+    }
+    thread_ = std::thread([this] {
+      for (int n = 0; !stop_; ++n) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+        etcdserverpb::PutRequest req;
+        req.set_key("w/" + std::to_string(n));
+        req.set_value(std::to_string(n));
+        etcdserverpb::PutResponse resp;
+        if (stubs_[n % stubs_.size()]->Put(&ctx, req, &resp).ok()) {
+          std::lock_guard lock(mu_);
+          acked_.push_back(req.key());
+        }
+      }
+    });
+  }
+  std::vector<std::string> stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lock(mu_);
+    return acked_;
+  }
+  std::size_t acked() {
+    std::lock_guard lock(mu_);
+    return acked_.size();
+  }
+  ~writer() { stop(); }
+
+ private:
+  std::vector<std::unique_ptr<etcdserverpb::KV::Stub>> stubs_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::string> acked_;
+  std::thread thread_;
+};
+
+// Every acknowledged key is on member i (a serializable read of its own store).
+void expect_all_present(cairn_cluster& c, int i, const std::vector<std::string>& keys) {
+  auto r = etcdctl(c.endpoint(i), {"get", "w/", "--prefix", "--keys-only", "--consistency=s"});
+  std::set<std::string> have;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) have.insert(line);
+  }
+  std::size_t missing = 0;
+  for (const auto& k : keys) missing += have.contains(k) ? 0 : 1;
+  EXPECT_EQ(missing, 0u) << "member " << c.name(i) << " lacks " << missing << " of " << keys.size()
+                         << " acknowledged keys";
+}
+
+// A leader cut off from both followers by TCP proxies on the peer links: the two elect a new
+// leader within 5 election timeouts and go on taking writes; the old one serves no
+// linearizable read and takes no write, and steps down. Healed, it follows the new leader,
+// catches up, and every member holds the same data.
+TEST_F(ClusterTest, AnIsolatedLeaderIsReplacedAndCatchesUpWhenHealed) {
+  cairn_cluster c(dir_.path(), 3);
+  c.with_peer_proxies();
+  c.start_all();
+  const int old = wait_for_leader(c, all_of(c), 10s);
+  ASSERT_GE(old, 0);
+  std::vector<int> rest;
+  for (int i = 0; i < 3; ++i) {
+    if (i != old) rest.push_back(i);
+  }
+  ASSERT_EQ(etcdctl(c.endpoint(old), {"put", "x", "before"}).exit_code, 0);
+  writer w(c, rest);
+
+  const auto cut_at = std::chrono::steady_clock::now();
+  c.partition({old});
+  const int next = wait_for_leader(c, rest, 10s);
+  const auto elected_in = std::chrono::steady_clock::now() - cut_at;
+  ASSERT_GE(next, 0);
+  EXPECT_NE(next, old);
+  EXPECT_LT(elected_in, 5 * std::chrono::milliseconds(cairn_cluster::election_ms) + 1s);
+  ASSERT_EQ(etcdctl(c.endpoint(next), {"put", "x", "after"}).exit_code, 0);
+
+  // The old leader: no stale linearizable read, no write; its own store still answers
+  // serializable reads; it gives up leadership (check quorum).
+  auto r = etcdctl(c.endpoint(old), {"get", "x", "--print-value-only"});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out, "before\n");
+  r = etcdctl(c.endpoint(old), {"put", "y", "1"});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_EQ(etcdctl(c.endpoint(old), {"get", "x", "--print-value-only", "--consistency=s"}).out,
+            "before\n");
+  bool stepped_down = false;
+  for (int attempt = 0; attempt < 50 && !stepped_down; ++attempt) {
+    stepped_down = leader_seen_by(c.endpoint(old)) != member_id_of(c.endpoint(old));
+    if (!stepped_down) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(stepped_down);
+  const std::size_t during = w.acked();
+  std::this_thread::sleep_for(1s);
+  EXPECT_GT(w.acked(), during) << "the majority stopped taking writes";
+
+  c.heal();
+  ASSERT_GE(wait_for_leader(c, all_of(c), 10s), 0);
+  bool caught_up = false;
+  for (int attempt = 0; attempt < 100 && !caught_up; ++attempt) {
+    caught_up =
+        etcdctl(c.endpoint(old), {"get", "x", "--print-value-only", "--consistency=s"}).out ==
+        "after\n";
+    if (!caught_up) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(caught_up) << c.proc(old).log();
+  const auto acked = w.stop();
+  EXPECT_GT(acked.size(), 0u);
+  EXPECT_TRUE(converged(c, all_of(c), 10s));
+  for (int i = 0; i < 3; ++i) expect_all_present(c, i, acked);
+}
+
+// Five members, the leader and one follower cut off from the other three: the three elect a
+// leader and take writes through each of them, the two take none; healed, all five converge.
+TEST_F(ClusterTest, FiveMembersSurviveAMinorityPartitionWithTheLeader) {
+  cairn_cluster c(dir_.path(), 5);
+  c.with_peer_proxies();
+  c.start_all();
+  const int old = wait_for_leader(c, all_of(c), 15s);
+  ASSERT_GE(old, 0);
+  const int buddy = (old + 1) % 5;
+  std::vector<int> majority;
+  for (int i = 0; i < 5; ++i) {
+    if (i != old && i != buddy) majority.push_back(i);
+  }
+  auto list = etcdctl(c.endpoints(), {"member", "list"});
+  EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 5) << list.out;
+  writer w(c, majority);
+  c.partition({old, buddy});
+  const int next = wait_for_leader(c, majority, 10s);
+  ASSERT_GE(next, 0);
+  for (int i : {old, buddy}) {
+    auto r = etcdctl(c.endpoint(i), {"put", "minority", "1"});
+    EXPECT_NE(r.exit_code, 0) << c.name(i) << " took a write cut off from the majority";
+  }
+  const std::size_t during = w.acked();
+  std::this_thread::sleep_for(1s);
+  EXPECT_GT(w.acked(), during) << "the majority stopped taking writes";
+  c.heal();
+  ASSERT_GE(wait_for_leader(c, all_of(c), 10s), 0);
+  const auto acked = w.stop();
+  EXPECT_TRUE(converged(c, all_of(c), 15s));
+  for (int i = 0; i < 5; ++i) expect_all_present(c, i, acked);
+  auto status = etcdctl(c.endpoints(), {"endpoint", "status", "--cluster", "-w", "table"});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_NE(status.out.find(c.endpoint(i)), std::string::npos) << status.out;
+  }
+  EXPECT_EQ(etcdctl(c.endpoint(buddy), {"get", "minority"}).out, "");
 }
 
 }  // namespace

@@ -346,7 +346,34 @@ std::string cairn_cluster::endpoints() const {
 }
 
 std::string cairn_cluster::peer_url(int i) const {
+  const auto& m = members_[i];
+  return "http://127.0.0.1:" + std::to_string(m.proxy_port != 0 ? m.proxy_port : m.peer_port);
+}
+
+std::string cairn_cluster::listen_peer_url(int i) const {
   return "http://127.0.0.1:" + std::to_string(members_[i].peer_port);
+}
+
+void cairn_cluster::with_peer_proxies() {
+  links_ = std::make_shared<link_table>();
+  for (int i = 0; i < size(); ++i) {
+    members_[i].proxy_port = free_port();
+    proxies_.push_back(
+        std::make_unique<peer_proxy>(members_[i].proxy_port, members_[i].peer_port, i, links_));
+  }
+}
+
+void cairn_cluster::partition(const std::set<int>& side) {
+  if (!links_) throw std::logic_error("partition() needs with_peer_proxies()");
+  links_->partition(side, size());
+}
+
+void cairn_cluster::heal() {
+  if (links_) links_->heal();
+}
+
+void cairn_cluster::started(int i) {
+  if (links_) links_->set_pid(i, members_[i].proc->pid());
 }
 
 std::string cairn_cluster::initial_cluster() const {
@@ -365,7 +392,7 @@ std::vector<std::string> cairn_cluster::argv(int i) const {
       "--data-dir=" + data_dir(i).string(),
       "--listen-client-urls=" + client,
       "--advertise-client-urls=" + client,
-      "--listen-peer-urls=" + peer_url(i),
+      "--listen-peer-urls=" + listen_peer_url(i),
       "--initial-advertise-peer-urls=" + peer_url(i),
       "--initial-cluster=" + initial_cluster(),
       "--initial-cluster-token=cairn-e2e",
@@ -383,6 +410,7 @@ void cairn_cluster::start(int i, const std::vector<std::string>& flags) {
   m.proc.reset();
   m.proc =
       std::make_unique<process>(args, dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"));
+  started(i);
   if (!m.proc->wait_for_port(m.client_port)) {
     throw std::runtime_error(name(i) + " did not start; log:\n" + m.proc->log());
   }
@@ -394,6 +422,7 @@ void cairn_cluster::start_all() {
     m.proc.reset();
     m.proc = std::make_unique<process>(
         argv(i), dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"));
+    started(i);
   }
   for (int i = 0; i < size(); ++i) {
     if (!members_[i].proc->wait_for_port(members_[i].client_port)) {

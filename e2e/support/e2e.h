@@ -10,10 +10,13 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include <sys/types.h>
+
+#include "support/peer_proxy.h"
 
 namespace cairn::e2e {
 
@@ -150,6 +153,15 @@ class cairn_cluster {
   std::vector<std::string> argv(int i) const;
   // Runs another binary with the same flags from now on (the real etcd, to compare).
   void use_binary(std::filesystem::path binary) { binary_ = std::move(binary); }
+  // Puts a TCP proxy (support/peer_proxy.h) in front of every member's peer listener; call
+  // before the first start. peer_url(i) is then the proxy's, which the members advertise and
+  // dial, so that partition() can cut the links between members.
+  void with_peer_proxies();
+  // With proxies: cuts every link between a member in `side` and a member outside it, both
+  // ways; heal() restores every link. Open connections across a cut are closed, new ones are
+  // closed as soon as they are accepted.
+  void partition(const std::set<int>& side);
+  void heal();
 
  private:
   struct member {
@@ -157,11 +169,16 @@ class cairn_cluster {
     int peer_port;
     int starts = 0;
     std::unique_ptr<process> proc;
+    int proxy_port = 0;  // 0: no proxy
   };
+  std::string listen_peer_url(int i) const;
+  void started(int i);
   std::filesystem::path dir_;
   std::vector<std::string> extra_flags_;
   std::filesystem::path binary_ = cairn_binary();
   std::vector<member> members_;
+  std::shared_ptr<link_table> links_;
+  std::vector<std::unique_ptr<peer_proxy>> proxies_;
 };
 
 }  // namespace cairn::e2e
