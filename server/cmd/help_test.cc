@@ -73,6 +73,8 @@ TEST(Help, ActedOnIsHonest) {
       "experimental-watch-progress-notify-interval", "watch-progress-notify-interval",
       // run.cc → etcdserver::server_config (the lessor's checkpoints)
       "experimental-enable-lease-checkpoint", "experimental-enable-lease-checkpoint-persist",
+      // run.cc → the corruption checks (etcdserver::check_initial_hash_kv, corrupt_check_loop)
+      "experimental-initial-corrupt-check", "experimental-corrupt-check-time", "corrupt-check-time",
       // run.cc → http::with_access_control on the client URLs' HTTP side
       "cors", "host-whitelist",
       // run.cc → v3rpc::gateway

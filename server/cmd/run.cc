@@ -212,6 +212,14 @@ int run(const config& cfg) {
                                 "etcdserverpb.Auth", "v3lockpb.Lock", "v3electionpb.Election"});
   metrics::exporter_options mopts;
   mopts.extensive = cfg.metrics == metrics_level::extensive;
+  mopts.peers = [&peers] {
+    std::vector<metrics::peer_sample> out;
+    for (const auto& [id, c] : peers.counters()) {
+      out.push_back({id, c.sent_bytes, c.sent_failures, c.received_bytes, c.received_failures,
+                     c.active, c.disconnects, c.round_trip});
+    }
+    return out;
+  };
   metrics::exporter exporter(n, &grpc_stats, counters, mopts);
   auto metrics_text = [&exporter] { return exporter.text(); };
   http::router client_routes;

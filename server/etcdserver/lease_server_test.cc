@@ -2,7 +2,11 @@
 // revision), keep-alive, restart with keys and remaining TTLs, checkpoints.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "etcdserver/server.h"
@@ -246,6 +250,193 @@ TEST_F(LeaseServerTest, WithoutPersistenceRestartResetsTtlAsEtcd) {
   EXPECT_LE(srv_->lease_time_to_live(id, false)->ttl, 28);
   restart();
   EXPECT_GE(srv_->lease_time_to_live(id, false)->ttl, 29);  // 30 s + 0.1 s, counting down
+}
+
+// Three members in one process, their raft messages handed over in memory. A member marked
+// stalled blocks in send(), which its raft loop calls: the loop stops (no tick, no step, no
+// Ready) while its lease loop runs on, as when etcd's raft goroutine waits on a stuck disk.
+class router {
+ public:
+  class link final : public transport {
+   public:
+    link(router& r, std::uint64_t& self) : r_(r), self_(self) {}
+    void send(std::vector<raftpb::Message> msgs) override {
+      std::unique_lock lock(r_.mu_);
+      r_.cv_.wait(lock, [&] { return r_.closing_ || !r_.stalled_.contains(self_); });
+      for (auto& m : msgs) {
+        // Under the router's lock, so a member being torn down gets nothing more.
+        if (auto it = r_.members_.find(m.to()); it != r_.members_.end()) it->second->step(m);
+      }
+    }
+    cairn::expected<std::int64_t, base::errc> lease_renew(std::uint64_t leader,
+                                                          std::int64_t id) override {
+      server* s = r_.member(leader);
+      if (s == nullptr) return cairn::unexpected(base::errc::no_leader);
+      return s->lease_renew(id);
+    }
+    cairn::expected<std::optional<lease::lease_status>, base::errc> lease_time_to_live(
+        std::uint64_t leader, std::int64_t id, bool keys) override {
+      server* s = r_.member(leader);
+      if (s == nullptr) return cairn::unexpected(base::errc::no_leader);
+      return s->lease_time_to_live(id, keys);
+    }
+    cairn::expected<peer_hash, base::errc> hash_kv(std::uint64_t, std::int64_t) override {
+      return cairn::unexpected(base::errc::timeout);
+    }
+    std::optional<std::chrono::steady_clock::time_point> active_since(std::uint64_t) override {
+      return std::chrono::steady_clock::now() - 1h;
+    }
+    cairn::expected<void, base::errc> promote_on_leader(std::uint64_t, std::uint64_t) override {
+      return cairn::unexpected(base::errc::timeout);
+    }
+
+   private:
+    router& r_;
+    std::uint64_t& self_;
+  };
+
+  void add(server& s) {
+    std::lock_guard lock(mu_);
+    members_[s.member_id()] = &s;
+  }
+  server* member(std::uint64_t id) {
+    std::lock_guard lock(mu_);
+    auto it = members_.find(id);
+    return it == members_.end() ? nullptr : it->second;
+  }
+  void stall(std::uint64_t id) {
+    std::lock_guard lock(mu_);
+    stalled_.insert(id);
+  }
+  void resume(std::uint64_t id) {
+    {
+      std::lock_guard lock(mu_);
+      stalled_.erase(id);
+    }
+    cv_.notify_all();
+  }
+  // Before the members are destroyed: nothing blocks or is delivered any more.
+  void close() {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+      members_.clear();
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closing_ = false;
+  std::map<std::uint64_t, server*> members_;
+  std::set<std::uint64_t> stalled_;
+};
+
+class StalledLeaderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cairn-stall-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    for (int i = 0; i < 3; ++i) {
+      ids_[i] = 0;
+      links_[i] = std::make_unique<router::link>(router_, ids_[i]);
+      server_config cfg;
+      cfg.name = "n" + std::to_string(i + 1);
+      cfg.data_dir = dir_ + "/" + cfg.name;
+      cfg.initial_cluster = "n1=http://127.0.0.1:1,n2=http://127.0.0.1:2,n3=http://127.0.0.1:3";
+      cfg.advertise_peer_urls = {"http://127.0.0.1:" + std::to_string(i + 1)};
+      cfg.heartbeat = 10ms;
+      cfg.election = 100ms;  // minimum TTL: 1 s
+      cfg.lease_loop_interval = 20ms;
+      cfg.peers = links_[i].get();
+      auto s = server::start(cfg);
+      ASSERT_TRUE(s.has_value()) << s.error().message;
+      srv_[i] = std::move(*s);
+      ids_[i] = srv_[i]->member_id();
+      router_.add(*srv_[i]);
+    }
+  }
+  void TearDown() override {
+    router_.close();
+    for (auto& s : srv_) s.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  // The member every other one (not in `except`) agrees leads, or -1 after `limit`.
+  int leader(std::chrono::milliseconds limit, int except = -1) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::set<std::uint64_t> seen;
+      for (int i = 0; i < 3; ++i) {
+        if (i != except) seen.insert(srv_[i]->leader());
+      }
+      if (seen.size() == 1 && *seen.begin() != 0) {
+        for (int i = 0; i < 3; ++i) {
+          if (ids_[i] == *seen.begin() && i != except) return i;
+        }
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return -1;
+  }
+
+  std::string dir_;
+  router router_;
+  std::uint64_t ids_[3] = {};
+  std::unique_ptr<router::link> links_[3];
+  std::unique_ptr<server> srv_[3];
+};
+
+// etcd #15247: a leader whose raft loop stalls past a lease's TTL still believes it leads, and
+// its lessor sees the lease expire that the new leader keeps alive. Its revoke, proposed while
+// stalled, would be forwarded to the new leader once the loop wakes as a follower, and
+// committed. The lease loop must first prove that it still leads.
+TEST_F(StalledLeaderTest, AStalledOldLeaderDoesNotRevokeALeaseTheNewLeaderKeepsAlive) {
+  const int old = leader(10s);
+  ASSERT_GE(old, 0);
+  auto g = srv_[old]->lease_grant(0, 1);
+  ASSERT_TRUE(g.has_value());
+  mvcc::put_request p;
+  p.key = "held";
+  p.value = "x";
+  p.lease = g->id;
+  ASSERT_TRUE(srv_[old]->put(p).has_value());
+
+  router_.stall(ids_[old]);
+  // Keep the lease alive on whichever of the others leads, for 3 TTLs of the stall.
+  int now = -1;
+  auto keep_alive = [&](std::chrono::milliseconds d) {
+    const auto until = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < until) {
+      for (int i = 0; i < 3; ++i) {
+        if (i != old && srv_[i]->lease_renew(g->id).has_value()) now = i;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  };
+  keep_alive(3s);
+  ASSERT_GE(now, 0) << "no new leader kept the lease alive";
+  // The old leader's lessor still counts itself primary, and the lease ran out on its clock.
+  EXPECT_TRUE(srv_[old]->lessor().is_primary());
+  const auto changes = srv_[old]->stats().leader_changes.load();
+  router_.resume(ids_[old]);
+  keep_alive(1500ms);
+  // It follows the new leader once, and stays: the ticks it missed while stalled are dropped,
+  // not caught up in a burst that would run out its election timeout and make it campaign.
+  EXPECT_EQ(srv_[old]->stats().leader_changes.load(), changes + 1);
+
+  const int current = leader(5s);
+  ASSERT_GE(current, 0);
+  EXPECT_NE(current, old);
+  auto ttl = srv_[current]->lease_time_to_live(g->id, true);
+  ASSERT_TRUE(ttl.has_value()) << "the stalled old leader revoked the lease";
+  EXPECT_EQ(ttl->keys, std::vector<std::string>{"held"});
+  mvcc::range_request r;
+  r.key = "held";
+  auto res = srv_[old]->range(r);  // linearizable, through the new leader
+  ASSERT_TRUE(res.has_value());
+  EXPECT_EQ(res->kvs.size(), 1u);
 }
 
 }  // namespace

@@ -840,11 +840,13 @@ void server::lease_loop() {
     // leads when it wakes, and its lessor sees leases expire that the new leader kept alive. Its
     // revoke, once it has stepped down, would be forwarded to the new leader and committed.
     // A ReadIndex round first proves that this member still leads (etcd's ensureLeadership).
+#ifndef CAIRN_PLANTED_BUG_STALE_LEADER_REVOKES
     if (!expired.empty() && !still_leads()) {
       spdlog::warn("etcdserver: not revoking {} expired leases: this member no longer leads",
                    expired.size());
       continue;
     }
+#endif
     for (auto id : expired) {
       spdlog::debug("etcdserver: lease {:x} expired: revoking", id.value());
       propose_no_wait({0, lease_revoke_request{id.value()}});
@@ -1562,9 +1564,15 @@ void server::raft_loop() {
       if (stop_loop_) break;
       batch.swap(inbox_);
     }
-    if (std::chrono::steady_clock::now() >= next_tick) {
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_tick) {
       node_->tick();
       next_tick += cfg_.heartbeat;
+      // Ticks missed while the loop was held up (a stuck disk, a paused process) are dropped,
+      // as Go's ticker drops them for etcd: caught up one per pass, they would run out a
+      // follower's election timeout at once and make it campaign against a live leader.
+#ifndef CAIRN_PLANTED_BUG_TICK_BURST
+      if (next_tick <= now) next_tick = now + cfg_.heartbeat;
+#endif
       expire_waiters();
       expire_reads();
     }

@@ -306,6 +306,31 @@ std::vector<MetricFamily> exporter::collect() const {
             static_cast<double>(p.minor_faults));
   f.gauge("os_fd_used", "Open file descriptors.", p.open_fds);
   f.gauge("os_fd_limit", "The file descriptor limit.", p.max_fds);
+
+  // etcd_network_peer_*: peers named by their ids in hex, as etcd's To/From labels.
+  if (options_.peers) {
+    const std::string local = hex(node_.member_id());
+    for (const auto& peer : options_.peers()) {
+      const std::string id = hex(peer.id);
+      f.counter("etcd_network_peer_sent_bytes_total", "Bytes sent to a peer.",
+                static_cast<double>(peer.sent_bytes), {{"To", id}});
+      f.counter("etcd_network_peer_received_bytes_total", "Bytes received from a peer.",
+                static_cast<double>(peer.received_bytes), {{"From", id}});
+      f.counter("etcd_network_peer_sent_failures_total", "Messages to a peer that failed.",
+                static_cast<double>(peer.sent_failures), {{"To", id}});
+      f.counter("etcd_network_peer_received_failures_total", "Messages from a peer that failed.",
+                static_cast<double>(peer.received_failures), {{"From", id}});
+      f.gauge("etcd_network_active_peers", "Whether the stream to a peer is up (1) or not (0).",
+              peer.active ? 1 : 0, {{"Local", local}, {"Remote", id}});
+      f.counter("etcd_network_disconnected_peers_total", "Times the stream to a peer went down.",
+                static_cast<double>(peer.disconnects), {{"Local", local}, {"Remote", id}});
+      // (Like etcd's, the series appears with the first probe that came back.)
+      if (!peer.round_trip.bounds.empty()) {
+        f.histogram("etcd_network_peer_round_trip_time_seconds",
+                    "Round trips of probes to a peer, in seconds.", peer.round_trip, {{"To", id}});
+      }
+    }
+  }
   return f.take();
 }
 

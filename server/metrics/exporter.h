@@ -7,10 +7,12 @@
 // Thread-safety: text() and collect() may run on any number of threads at once; they only read.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "base/stats.h"
 #include "etcdserver/server.h"
 #include "http/health.h"
 #include "prometheus/metric_family.h"
@@ -18,11 +20,26 @@
 
 namespace cairn::metrics {
 
+// One peer as the transport counts it (etcd_network_peer_*, etcd_network_active_peers).
+struct peer_sample {
+  std::uint64_t id = 0;
+  std::uint64_t sent_bytes = 0;
+  std::uint64_t sent_failures = 0;
+  std::uint64_t received_bytes = 0;
+  std::uint64_t received_failures = 0;
+  bool active = false;
+  std::uint64_t disconnects = 0;
+  base::histogram::snapshot_t round_trip;  // bounds empty: never probed
+};
+
 struct exporter_options {
   // --metrics=extensive adds grpc_server_handling_seconds.
   bool extensive = false;
   // Sample the db's resident pages with mincore on every scrape (cheap: one byte per page).
   bool sample_residency = true;
+  // The peers of a clustered member, read on every scrape; empty: none (a lone member has no
+  // etcd_network_peer_* series, as etcd).
+  std::function<std::vector<peer_sample>()> peers;
 };
 
 // /proc/self/stat and friends, read on every scrape.

@@ -267,3 +267,43 @@ TEST_F(ExporterTest, EvictedPagesShowAsMajorFaultsAndLowerResidency) {
 
 }  // namespace
 }  // namespace cairn::metrics
+
+namespace cairn::metrics {
+namespace {
+
+// A clustered member's peers: etcd's families and labels (To/From/Local/Remote, ids in hex), and
+// the round-trip histogram on etcd's buckets (100 µs doubling, 16 bounds) once a probe returned.
+TEST_F(ExporterTest, PeerFamiliesCarryEtcdsLabelsAndBuckets) {
+  EXPECT_FALSE(now().types.contains("etcd_network_active_peers"));  // a lone member: none
+  std::vector<double> bounds;
+  for (int i = 0; i < 16; ++i) bounds.push_back(0.0001 * (1 << i));
+  base::histogram rtt(bounds);
+  rtt.observe(0.0003);
+  exporter_options o;
+  o.peers = [&] {
+    return std::vector<peer_sample>{{0xabc, 100, 2, 300, 4, true, 1, rtt.snapshot()},
+                                    {0x7f, 0, 0, 0, 0, false, 3, {}}};
+  };
+  exporter e(*node_, grpc_.get(), health_, o);
+  auto s = parse(e.text());
+  const std::string local = fmt::format("{:x}", node_->member_id());
+  EXPECT_EQ(s.types["etcd_network_peer_sent_bytes_total"], "counter");
+  EXPECT_EQ(s.types["etcd_network_active_peers"], "gauge");
+  EXPECT_EQ(s.types["etcd_network_peer_round_trip_time_seconds"], "histogram");
+  EXPECT_EQ(s.at("etcd_network_peer_sent_bytes_total{To=\"abc\"}"), 100);
+  EXPECT_EQ(s.at("etcd_network_peer_sent_failures_total{To=\"abc\"}"), 2);
+  EXPECT_EQ(s.at("etcd_network_peer_received_bytes_total{From=\"abc\"}"), 300);
+  EXPECT_EQ(s.at("etcd_network_peer_received_failures_total{From=\"abc\"}"), 4);
+  EXPECT_EQ(s.at("etcd_network_active_peers{Local=\"" + local + "\",Remote=\"abc\"}"), 1);
+  EXPECT_EQ(s.at("etcd_network_active_peers{Local=\"" + local + "\",Remote=\"7f\"}"), 0);
+  EXPECT_EQ(s.at("etcd_network_disconnected_peers_total{Local=\"" + local + "\",Remote=\"7f\"}"),
+            3);
+  EXPECT_EQ(s.at("etcd_network_peer_round_trip_time_seconds_bucket{To=\"abc\",le=\"0.0002\"}"), 0);
+  EXPECT_EQ(s.at("etcd_network_peer_round_trip_time_seconds_bucket{To=\"abc\",le=\"0.0004\"}"), 1);
+  EXPECT_TRUE(s.has("etcd_network_peer_round_trip_time_seconds_bucket{To=\"abc\",le=\"3.2768\"}"));
+  EXPECT_EQ(s.at("etcd_network_peer_round_trip_time_seconds_count{To=\"abc\"}"), 1);
+  EXPECT_FALSE(s.has("etcd_network_peer_round_trip_time_seconds_count{To=\"7f\"}"));
+}
+
+}  // namespace
+}  // namespace cairn::metrics

@@ -48,6 +48,36 @@ peer_transport::~peer_transport() { stop(); }
 void peer_transport::attach(etcdserver::server& node) {
   node_ = &node;
   maintainer_ = std::thread([this] { maintain(); });
+  prober_ = std::thread([this] { probe(); });
+}
+
+std::vector<double> round_trip_bounds() {
+  std::vector<double> b;
+  for (int i = 0; i < 16; ++i) b.push_back(0.0001 * static_cast<double>(1 << i));
+  return b;
+}
+
+void peer_transport::probe() {
+  std::unique_lock lock(mu_);
+  while (!maintain_cv_.wait_for(lock, opts_.probe_interval, [&] { return stopped_; })) {
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, p] : peers_) ids.push_back(id);
+    lock.unlock();
+    for (auto id : ids) {
+      raftpb::ProbeRequest req;
+      raftpb::ProbeResponse resp;
+      const auto start = std::chrono::steady_clock::now();
+      const bool ok = call_leader(id, req, &resp, &raftpb::Peer::Stub::Probe).has_value();
+      const auto took = std::chrono::steady_clock::now() - start;
+      if (!ok) continue;
+      std::lock_guard relock(mu_);
+      if (!peers_.contains(id)) continue;
+      auto& h = round_trip_[id];
+      if (!h) h = std::make_unique<base::histogram>(round_trip_bounds());
+      h->observe(took);
+    }
+    lock.lock();
+  }
 }
 
 void peer_transport::maintain() {
@@ -82,6 +112,7 @@ void peer_transport::maintain() {
         if (p->sender.joinable()) p->sender.join();
         std::lock_guard clock(mu_);
         counters_.erase(p->id);
+        round_trip_.erase(p->id);
       }
       lock.lock();
     }
@@ -99,6 +130,7 @@ void peer_transport::stop() {
   }
   maintain_cv_.notify_all();
   if (maintainer_.joinable()) maintainer_.join();
+  if (prober_.joinable()) prober_.join();
   for (auto& [id, p] : peers) {
     std::lock_guard lock(p->mu);
     p->stop = true;
@@ -507,7 +539,9 @@ void peer_transport::count_received(std::uint64_t from, std::size_t bytes, bool 
 
 std::map<std::uint64_t, peer_counters> peer_transport::counters() const {
   std::lock_guard lock(mu_);
-  return counters_;
+  auto out = counters_;
+  for (const auto& [id, h] : round_trip_) out[id].round_trip = h->snapshot();
+  return out;
 }
 
 grpc::Status peer_service::check_cluster(std::uint64_t cluster_id, std::uint64_t from) const {
@@ -594,6 +628,11 @@ grpc::Status peer_service::HashKV(grpc::ServerContext*, const raftpb::HashKVRequ
   resp->set_hash(r->hash);
   resp->set_compact_revision(r->compact_revision);
   return grpc::Status::OK;
+}
+
+grpc::Status peer_service::Probe(grpc::ServerContext*, const raftpb::ProbeRequest* req,
+                                 raftpb::ProbeResponse*) {
+  return check_cluster(req->cluster_id(), 0);
 }
 
 grpc::Status peer_service::Snapshot(grpc::ServerContext*,

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/stats.h"
 #include "etcdserver/server.h"
 #include "raftpb/peer.grpc.pb.h"
 
@@ -46,7 +47,12 @@ struct peer_counters {
   bool active = false;  // a stream to it is up
   std::chrono::steady_clock::time_point active_since{};
   std::uint64_t disconnects = 0;
+  // Probe round trips to it, in seconds (etcd_network_peer_round_trip_time_seconds{To}).
+  base::histogram::snapshot_t round_trip;
 };
+
+// etcd's buckets for the peer round trip: 100 µs doubling 16 times (up to 3.28 s).
+std::vector<double> round_trip_bounds();
 
 // Errors on the wire of the peer calls: 0 for none, else the base::errc value + 1.
 std::uint32_t encode_errc(base::errc e);
@@ -63,6 +69,8 @@ struct transport_options {
   std::chrono::milliseconds request_timeout{5000};
   std::size_t max_queued = 4096;  // messages per peer; more are dropped (raft retries)
   std::size_t snapshot_chunk = 1 << 20;
+  // How often each peer is probed for the round-trip metric (etcd: every 4 s).
+  std::chrono::milliseconds probe_interval{4000};
 };
 
 class peer_transport final : public etcdserver::transport {
@@ -114,6 +122,10 @@ class peer_transport final : public etcdserver::transport {
   void maintain();
   std::condition_variable maintain_cv_;
   std::thread maintainer_;
+  // Every probe_interval: a Probe call to each peer, timed into round_trip_.
+  void probe();
+  std::map<std::uint64_t, std::unique_ptr<base::histogram>> round_trip_;  // guarded by mu_
+  std::thread prober_;
 };
 
 // The Peer service a member serves on its --listen-peer-urls.
@@ -134,6 +146,8 @@ class peer_service final : public raftpb::Peer::Service {
                                raftpb::LeaseTimeToLiveResponse* resp) override;
   grpc::Status HashKV(grpc::ServerContext* ctx, const raftpb::HashKVRequest* req,
                       raftpb::HashKVResponse* resp) override;
+  grpc::Status Probe(grpc::ServerContext* ctx, const raftpb::ProbeRequest* req,
+                     raftpb::ProbeResponse* resp) override;
 
  private:
   grpc::Status check_cluster(std::uint64_t cluster_id, std::uint64_t from) const;
