@@ -31,6 +31,9 @@ const std::vector<rule>& rules() {
     add(R"re("(ClusterID|MemberID|Leader|ID)" : \d+)re", "\"$1\" : <id>");
     // `alarm list`'s "memberID:<decimal> alarm:NOSPACE".
     add(R"re(\bmemberID:\d+)re", "memberID:<id>");
+    // etcdctl's "Member %16x added to cluster %16x": the padding of an id shorter than 16
+    // digits (a leading zero) goes with the id.
+    add(R"re(\b(Member|cluster) +[0-9a-f]{10,16}\b)re", "$1 <id>");
     // Ids printed in hex (%x): 10 to 16 hex digits standing alone.
     add(R"re(\b[0-9a-f]{10,16}\b)re", "<id>");
     // Terms.

@@ -30,6 +30,14 @@ TEST(normalize, masks_ids_terms_times_ports_and_sizes) {
             "{\"ts\":\"<time>\"}");
 }
 
+TEST(normalize, masks_the_padding_of_short_member_and_cluster_ids) {
+  EXPECT_EQ(normalize_etcdctl_output("Member  5b339cd401c3336 added to cluster  7d1bd62e4f0bde6\n"),
+            "Member <id> added to cluster <id>\n");
+  EXPECT_EQ(normalize_etcdctl_output("Member 85b339cd401c3336 removed from cluster "
+                                     "27d1bd62e4f0bde6\n"),
+            "Member <id> removed from cluster <id>\n");
+}
+
 TEST(normalize, masks_the_member_id_of_alarm_list) {
   EXPECT_EQ(normalize_etcdctl_output("memberID:9111043226416186351 alarm:NOSPACE \n"),
             "memberID:<id> alarm:NOSPACE \n");

@@ -1268,10 +1268,13 @@ cairn::expected<server::member_added, base::errc> server::add_member(
   const auto ms = members_.list();
   if (cfg_.strict_reconfig_check) {
     if (!learner) {
-      // etcd's IsReadyToAddVotingMember: the new member counts, unstarted.
+      // etcd's IsReadyToAddVotingMember: the new member counts, unstarted; a second voter
+      // for a one-member cluster is always allowed (growing it, restoring its data elsewhere).
       auto [n, started] = started_voters(ms, 0);
-      if (started < (n + 1) / 2 + 1)
+      const bool grows_one = n == 1 && started == 1;
+      if (!grows_one && started < (n + 1) / 2 + 1) {
         return cairn::unexpected(base::errc::member_not_enough_started);
+      }
     }
     // isConnectedFullySince: every voter connected for a health interval.
     const auto since = std::chrono::steady_clock::now() - health_interval;
