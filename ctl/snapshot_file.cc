@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "base/crc32c.h"
+#include "etcdserver/bbolt.h"
+#include "etcdserver/etcd_import.h"
 #include "mvcc/store.h"
 #include "schema/schema.h"
 
@@ -40,6 +42,16 @@ cairn::expected<snapshot_status, std::string> read_status(const std::string& pat
   } else if (bytes.size() % page != 0 || bytes.empty()) {
     return cairn::unexpected(path + ": not a Cairn snapshot (" + std::to_string(bytes.size()) +
                              " bytes: neither whole database pages nor pages and a SHA-256)");
+  }
+  if (etcdserver::bbolt::looks_like_bbolt(bytes)) {
+    auto es = etcdserver::read_etcd_db_status(path, bytes.size());
+    if (!es) return cairn::unexpected(es.error());
+    st.from_etcd = true;
+    st.hash = es->hash;
+    st.revision = es->revision;
+    st.total_keys = es->total_keys;
+    st.total_size = es->total_size;
+    return st;
   }
   st.total_size = bytes.size();
   st.hash = base::crc32c_extend(0, bytes);

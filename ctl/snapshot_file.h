@@ -23,6 +23,9 @@ struct snapshot_status {
   std::uint64_t total_size = 0;  // database bytes (without the SHA-256)
   std::int64_t compact_revision = 0;
   bool has_sha256 = false;  // the file ends with a SHA-256 that matched
+  // A snapshot of a real etcd (bbolt): hash, revision, keys and size are then the numbers
+  // `etcdctl snapshot status` gives (keys of every bucket, etcd's CRC-32C over them).
+  bool from_etcd = false;
 };
 
 // Checks the trailing SHA-256 (when the file has one) and reads the database's status.

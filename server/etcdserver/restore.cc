@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "etcdserver/etcd_import.h"
 #include "etcdserver/server.h"
 #include "schema/schema.h"
 
@@ -38,11 +39,13 @@ std::string go_bytes(const unsigned char* p, std::size_t n) {
   return absl::StrCat("[", absl::StrJoin(v, " "), "]");
 }
 
-// Copies the first `size` bytes of `src` into a new file `dst`, durably, hashing them.
+// Copies the first `size` bytes of `src` into a new file `dst` (none when empty), durably,
+// hashing them.
 cairn::expected<std::array<unsigned char, sha256_size>, std::string> copy_and_hash(
     int src, std::uint64_t size, const std::string& dst) {
-  fd_closer out{::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
-  if (out.fd < 0) return cairn::unexpected(sys_error("create " + dst));
+  fd_closer out{dst.empty() ? -1
+                            : ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+  if (!dst.empty() && out.fd < 0) return cairn::unexpected(sys_error("create " + dst));
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr);
   std::vector<char> buf(1 << 20);
@@ -53,14 +56,14 @@ cairn::expected<std::array<unsigned char, sha256_size>, std::string> copy_and_ha
     if (n < 0) return cairn::unexpected(sys_error("read the snapshot"));
     if (n == 0) return cairn::unexpected(std::string("the snapshot file shrank while read"));
     EVP_DigestUpdate(md.get(), buf.data(), static_cast<std::size_t>(n));
-    for (ssize_t off = 0; off < n;) {
+    for (ssize_t off = 0; out.fd >= 0 && off < n;) {
       const ssize_t w = ::write(out.fd, buf.data() + off, static_cast<std::size_t>(n - off));
       if (w < 0) return cairn::unexpected(sys_error("write " + dst));
       off += w;
     }
     done += static_cast<std::uint64_t>(n);
   }
-  if (::fsync(out.fd) != 0) return cairn::unexpected(sys_error("fsync " + dst));
+  if (out.fd >= 0 && ::fsync(out.fd) != 0) return cairn::unexpected(sys_error("fsync " + dst));
   std::array<unsigned char, sha256_size> sum{};
   unsigned int len = 0;
   EVP_DigestFinal_ex(md.get(), sum.data(), &len);
@@ -101,11 +104,7 @@ cairn::expected<restore_result, std::string> restore_into(const restore_config& 
   struct stat st {};
   if (::fstat(in.fd, &st) != 0) return cairn::unexpected(sys_error("stat " + cfg.snapshot_path));
   const auto size = static_cast<std::uint64_t>(st.st_size);
-  if (is_bbolt(in.fd)) {
-    return cairn::unexpected(absl::StrCat(
-        cfg.snapshot_path,
-        " is an etcd (bbolt) snapshot; Cairn restores snapshots of Cairn members only"));
-  }
+  const bool from_etcd = is_bbolt(in.fd);
   const bool has_hash = size % 512 == sha256_size;
   if (!has_hash && !cfg.skip_hash_check) {
     return cairn::unexpected(std::string("snapshot missing hash but --skip-hash-check=false"));
@@ -119,7 +118,9 @@ cairn::expected<restore_result, std::string> restore_into(const restore_config& 
   ::chmod(cfg.data_dir.c_str(), 0700);
   ::chmod(member.c_str(), 0700);
   const std::string db_path = (std::filesystem::path(member) / "db").string();
-  auto sum = copy_and_hash(in.fd, db_size, db_path);
+  // An etcd snapshot is read in place and its keys written into a new Cairn database; a
+  // Cairn snapshot is the database itself.
+  auto sum = copy_and_hash(in.fd, db_size, from_etcd ? std::string() : db_path);
   if (!sum) return cairn::unexpected(sum.error());
   if (has_hash && !cfg.skip_hash_check) {
     std::array<unsigned char, sha256_size> want{};
@@ -132,7 +133,16 @@ cairn::expected<restore_result, std::string> restore_into(const restore_config& 
                                             ", got ", go_bytes(sum->data(), sum->size())));
     }
   }
-  if (auto r = trim_old_cluster(db_path, db_size); !r) return cairn::unexpected(r.error());
+  if (from_etcd) {
+    backend::options o;
+    o.quota_bytes = std::max<std::uint64_t>(db_size * 2, std::uint64_t{1} << 30);
+    auto be = schema::open_backend(db_path, o);
+    if (!be) return cairn::unexpected(absl::StrCat("create ", db_path, ": ", be.error().message));
+    auto imported = import_etcd_db(cfg.snapshot_path, db_size, **be);
+    if (!imported) return cairn::unexpected(imported.error());
+  } else if (auto r = trim_old_cluster(db_path, db_size); !r) {
+    return cairn::unexpected(r.error());
+  }
 
   // The bootstrap of a new member, over the database now in place.
   server_config sc;

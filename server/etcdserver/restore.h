@@ -11,6 +11,11 @@
 // at index 1 naming every member a voter, an empty WAL), so every member restored from the same
 // file with the same flags starts at the same state and they form one cluster.
 //
+// A snapshot saved from a real etcd (a bbolt file, recognized by its meta page) is migrated
+// instead of copied: its hash is checked the same way, then its key history, leases and
+// compaction state are written into a new Cairn database (etcd_import.h) and the member is
+// bootstrapped over it as above.
+//
 // Thread-safety: a plain function; the data directory must not be in use.
 #pragma once
 
