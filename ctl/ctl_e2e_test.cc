@@ -149,7 +149,7 @@ TEST(Cairnctl, EndpointsMembersAlarmsDefragCompaction) {
   EXPECT_EQ(ctl(ep, {"endpoint", "health"}).exit_code, 0);
   EXPECT_EQ(etcdctl(ep, {"put", "after", "1"}).exit_code, 0);
   // An unreachable endpoint is an error with etcdctl's wording and exit code.
-  auto down = ctl("127.0.0.1:1", {"--dial-timeout=1", "endpoint", "health"});
+  auto down = ctl("127.0.0.1:1", {"--dial-timeout=1s", "endpoint", "health"});
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_NE(down.out.find("is unhealthy"), std::string::npos) << down.out;
 }

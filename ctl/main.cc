@@ -1,10 +1,11 @@
-// cairnctl: operating Cairn where etcdctl cannot (its snapshot format) and what operators script
-// around: snapshot save/status/restore, endpoint health/status, members, alarms, defrag,
-// compaction.
+// cairnctl: operating Cairn where etcdctl cannot (its snapshot format, and etcd's for the move
+// to Cairn) and what operators script around: snapshot save/status/restore, endpoint
+// health/status/hashkv, members, alarms, defrag, move-leader, compaction, check perf, and the
+// everyday key-value and lease commands (ctl/kv_commands.cc).
 //
-// Conventions follow etcdctl: --endpoints (or ETCDCTL_ENDPOINTS), --dial-timeout,
-// --command-timeout, -w simple|json|table; errors print "Error: <message>" and exit 1 (etcdctl's
-// ExitError); a bad command line exits 1 too (CLI11 prints the reason).
+// Conventions follow etcdctl (ctl/common.h): global flags and their ETCDCTL_* variables, Go
+// durations, TLS and --user; errors print "Error: <message>" with etcdctl's exit codes; a bad
+// command line exits non-zero with CLI11's reason.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
@@ -18,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "ctl/common.h"
+#include "ctl/kv_commands.h"
 #include "ctl/snapshot_file.h"
 #include "etcdserver/restore.h"
 #include "etcdserverpb/rpc.grpc.pb.h"
@@ -30,140 +33,14 @@ namespace {
 using namespace std::chrono_literals;
 namespace pb = etcdserverpb;
 
-struct globals {
-  std::string endpoints = "127.0.0.1:2379";
-  std::string write_out = "simple";
-  int dial_timeout_s = 2;
-  int command_timeout_s = 5;
-  bool cluster = false;
-};
-
-// etcdctl's exit codes: ExitError 1, ExitBadArgs 128.
-constexpr int exit_error = 1;
-constexpr int exit_bad_args = 128;
-
-[[noreturn]] void fail(const std::string& message, int code = exit_error) {
-  std::cerr << "Error: " << message << "\n";
-  std::exit(code);
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t at = 0;
-  while (at <= s.size()) {
-    auto comma = s.find(',', at);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > at) out.push_back(s.substr(at, comma - at));
-    at = comma + 1;
-  }
-  return out;
-}
-
-std::string strip_scheme(std::string url) {
-  for (const char* p : {"http://", "https://"}) {
-    if (url.rfind(p, 0) == 0) url = url.substr(std::string(p).size());
-  }
-  return url;
-}
-
-class conn {
- public:
-  conn(const std::string& endpoint, const globals& g) : endpoint_(endpoint), g_(g) {
-    channel_ = grpc::CreateChannel(strip_scheme(endpoint), grpc::InsecureChannelCredentials());
-    if (!channel_->WaitForConnected(std::chrono::system_clock::now() +
-                                    std::chrono::seconds(g.dial_timeout_s))) {
-      ok_ = false;
-    }
-  }
-  bool ok() const { return ok_; }
-  const std::string& endpoint() const { return endpoint_; }
-  std::unique_ptr<grpc::ClientContext> ctx() const {
-    auto c = std::make_unique<grpc::ClientContext>();
-    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g_.command_timeout_s));
-    return c;
-  }
-  pb::KV::Stub& kv() {
-    if (!kv_) kv_ = pb::KV::NewStub(channel_);
-    return *kv_;
-  }
-  pb::Maintenance::Stub& maintenance() {
-    if (!m_) m_ = pb::Maintenance::NewStub(channel_);
-    return *m_;
-  }
-  pb::Cluster::Stub& cluster() {
-    if (!c_) c_ = pb::Cluster::NewStub(channel_);
-    return *c_;
-  }
-
- private:
-  std::string endpoint_;
-  const globals& g_;
-  std::shared_ptr<grpc::Channel> channel_;
-  bool ok_ = true;
-  std::unique_ptr<pb::KV::Stub> kv_;
-  std::unique_ptr<pb::Maintenance::Stub> m_;
-  std::unique_ptr<pb::Cluster::Stub> c_;
-};
-
-// The endpoints to talk to: --endpoints, or with --cluster every member's client URLs.
-std::vector<std::string> endpoints(const globals& g) {
-  auto eps = split(g.endpoints);
-  if (!g.cluster) return eps;
-  conn c(eps.front(), g);
-  auto ctx = c.ctx();
-  pb::MemberListResponse resp;
-  auto st = c.cluster().MemberList(ctx.get(), {}, &resp);
-  if (!st.ok()) fail(st.error_message());
-  std::vector<std::string> out;
-  for (const auto& m : resp.members()) {
-    for (const auto& u : m.clienturls()) out.push_back(u);
-  }
-  return out;
-}
-
-std::string humanize(std::uint64_t bytes) {
-  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1000 && u < 4) {
-    v /= 1000;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, units[u]);
-}
-
-// A table like etcdctl's (tablewriter): +---+ borders, centred headers, left-aligned cells.
-std::string table(const std::vector<std::string>& head,
-                  const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> w(head.size());
-  for (std::size_t i = 0; i < head.size(); ++i) w[i] = head[i].size();
-  for (const auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], r[i].size());
-  }
-  std::string line = "+";
-  for (auto x : w) line += std::string(x + 2, '-') + "+";
-  line += "\n";
-  auto row = [&](const std::vector<std::string>& cells, bool centre) {
-    std::string out = "|";
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      const std::size_t pad = w[i] - cells[i].size();
-      const std::size_t left = centre ? pad / 2 : 0;
-      out += " " + std::string(left, ' ') + cells[i] + std::string(pad - left, ' ') + " |";
-    }
-    return out + "\n";
-  };
-  std::string out = line + row(head, true) + line;
-  for (const auto& r : rows) out += row(r, false);
-  return out + line;
-}
+using namespace cairn::ctl;
 
 // --- snapshot ---
 
 void snapshot_save(const globals& g, const std::string& file) {
-  conn c(split(g.endpoints).front(), g);
-  if (!c.ok()) fail("context deadline exceeded");
-  grpc::ClientContext ctx;  // no deadline: a large snapshot takes as long as it takes
-  auto reader = c.maintenance().Snapshot(&ctx, {});
+  auto c = connect_first(g);
+  auto ctx = c.stream_ctx();  // no deadline: a large snapshot takes as long as it takes
+  auto reader = c.maintenance().Snapshot(ctx.get(), {});
   const std::string part = file + ".part";
   const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   if (fd < 0) fail("cannot create " + part);
@@ -209,7 +86,7 @@ void snapshot_save(const globals& g, const std::string& file) {
                            s->revision, s->total_keys, humanize(s->total_size), s->hash);
 }
 
-void snapshot_status(const globals& g, const std::string& file) {
+void print_snapshot_status(const globals& g, const std::string& file) {
   auto s = cairn::ctl::read_status(file);
   if (!s) fail(s.error());
   const std::string hash = fmt::format("{:x}", s->hash);
@@ -339,7 +216,7 @@ int endpoint_status(const globals& g) {
 // --- members, alarms, maintenance ---
 
 void member_list(const globals& g) {
-  conn c(split(g.endpoints).front(), g);
+  auto c = connect_first(g);
   auto ctx = c.ctx();
   pb::MemberListResponse resp;
   auto st = c.cluster().MemberList(ctx.get(), {}, &resp);
@@ -373,7 +250,7 @@ void member_list(const globals& g) {
 }
 
 void alarm(const globals& g, pb::AlarmRequest::AlarmAction action) {
-  conn c(split(g.endpoints).front(), g);
+  auto c = connect_first(g);
   auto ctx = c.ctx();
   pb::AlarmRequest req;
   req.set_action(action);
@@ -426,10 +303,10 @@ void defrag(const globals& g) {
   bool failed = false;
   for (const auto& ep : order) {
     conn c(ep, g);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 10min);
+    auto ctx = c.stream_ctx();
+    ctx->set_deadline(std::chrono::system_clock::now() + 10min);
     pb::DefragmentResponse resp;
-    auto st = c.maintenance().Defragment(&ctx, {}, &resp);
+    auto st = c.maintenance().Defragment(ctx.get(), {}, &resp);
     if (st.ok()) {
       std::cout << "Finished defragmenting etcd member[" << ep << "]\n";
     } else {
@@ -442,7 +319,7 @@ void defrag(const globals& g) {
 }
 
 void compaction(const globals& g, std::int64_t rev, bool physical) {
-  conn c(split(g.endpoints).front(), g);
+  auto c = connect_first(g);
   auto ctx = c.ctx();
   pb::CompactionRequest req;
   req.set_revision(rev);
@@ -523,7 +400,7 @@ void move_leader(const globals& g, const std::string& target_hex) {
 
 void member_change(const globals& g, const std::string& what, const std::string& arg,
                    const std::string& peer_urls, bool learner) {
-  conn c(split(g.endpoints).front(), g);
+  auto c = connect_first(g);
   auto ctx = c.ctx();
   grpc::Status st;
   std::uint64_t cluster = 0;
@@ -588,13 +465,10 @@ int main(int argc, char** argv) {
   // subcommands made after this inherit it.
   app.fallthrough();
   globals g;
-  if (const char* e = std::getenv("ETCDCTL_ENDPOINTS")) g.endpoints = e;
-  if (const char* w = std::getenv("ETCDCTL_WRITE_OUT")) g.write_out = w;
-  app.add_option("--endpoints", g.endpoints, "Comma-separated client URLs or host:port");
-  app.add_option("-w,--write-out", g.write_out, "Output format: simple, json or table")
-      ->check(CLI::IsMember({"simple", "json", "table"}));
-  app.add_option("--dial-timeout", g.dial_timeout_s, "Seconds to wait for a connection");
-  app.add_option("--command-timeout", g.command_timeout_s, "Seconds for each request");
+  check_env_conflicts(argc, argv);
+  take_watch_exec(argc, argv);
+  add_global_flags(app, g);
+  add_kv_commands(app, g);
 
   auto* snap = app.add_subcommand("snapshot", "Save or inspect Cairn snapshots");
   snap->require_subcommand(1);
@@ -669,9 +543,16 @@ int main(int argc, char** argv) {
   comp->add_option("revision", rev, "The revision")->required();
   comp->add_flag("--physical", physical, "Wait until the compaction is done on disk");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // etcdctl (cobra) exits 1 on an unknown command or flag or a bad flag value.
+    std::cerr << "Error: " << e.what() << "\n";
+    return exit_error;
+  }
   if (*save) snapshot_save(g, file);
-  if (*status) snapshot_status(g, file);
+  if (*status) print_snapshot_status(g, file);
   if (*restore) {
     if (rc.data_dir.empty()) rc.data_dir = rc.name + ".etcd";
     rc.advertise_peer_urls = split(advertise_peer);

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 list=scripts/planted-bugs.txt
 export CAIRN_PLANTED_BUILD_DIR=${CAIRN_PLANTED_BUILD_DIR:-build/planted}
 
-in_sources=$(grep -rhoE 'CAIRN_PLANTED_BUG_[A-Z0-9_]+' server e2e proto 2>/dev/null |
+in_sources=$(grep -rhoE 'CAIRN_PLANTED_BUG_[A-Z0-9_]+' server e2e proto ctl bench 2>/dev/null |
   sed 's/CAIRN_PLANTED_BUG_//' | sort -u)
 in_list=$(grep -vE '^\s*(#|$)' "$list" | awk '{print $1}' | sort -u)
 status=0
