@@ -30,14 +30,17 @@ struct step {
   // Commands that never end by themselves (watch) are stopped after this long; their output so
   // far is compared.
   std::chrono::milliseconds timeout{30000};
+  // Keep standard input open this long after the text (interactive watch reads until its end).
+  int hold_stdin_s = 0;
 };
 
 // Runs `bin --endpoints=ep args...` with `stdin_text` on its standard input, through sh.
 e2e::run_result run_tool(const std::string& bin, const std::string& ep, const step& s,
                          const e2e::env_changes& env = {}) {
   std::vector<std::string> argv = {"/bin/sh", "-c",
-                                   "printf '%s' \"$CAIRN_TEST_STDIN\" | exec \"$0\" \"$@\"", bin,
-                                   "--endpoints=" + ep};
+                                   "(printf '%s' \"$CAIRN_TEST_STDIN\"; sleep " +
+                                       std::to_string(s.hold_stdin_s) + ") | exec \"$0\" \"$@\"",
+                                   bin, "--endpoints=" + ep};
   argv.insert(argv.end(), s.args.begin(), s.args.end());
   auto e = env;
   e["CAIRN_TEST_STDIN"] = s.stdin_text;
@@ -207,6 +210,16 @@ TEST_F(EverydayTest, WatchPrintsHistoryEventsAndRunsCommands) {
         "",
         milliseconds(1500)});
   same({{"watch", "w2", "--rev=1", "--", "sh", "-c", "exit 3"}});
+  // Interactive: watchers started from standard input on one stream, bad lines reported and
+  // skipped, then the end of input.
+  same({{"watch", "-i"},
+        "watch w1 --rev=2 --prev-kv\nfrobnicate\nwatch\n\nwatch w3 w5 --rev=1\n",
+        std::chrono::milliseconds(10000),
+        1});
+  same({{"watch", "--interactive", "-w", "json"},
+        "watch w2 --rev=1\n",
+        std::chrono::milliseconds(10000),
+        1});
   // The key from ETCDCTL_WATCH_KEY.
   auto env =
       run_tool(ctl_binary().string(), b_.endpoint(), {{"watch", "--rev=1"}, "", milliseconds(1500)},

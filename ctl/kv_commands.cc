@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <deque>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -482,6 +483,45 @@ void run_exec(const std::vector<std::string>& argv, const pb::WatchResponse& res
   }
 }
 
+pb::WatchCreateRequest watch_create(const watch_flags& f, const std::vector<std::string>& args) {
+  pb::WatchCreateRequest create;
+  std::string key = args[0];
+  if (args.size() >= 2) create.set_range_end(args[1]);
+  if (f.prefix) {
+    if (key.empty()) {
+      key = std::string(1, '\0');
+      create.set_range_end(std::string(1, '\0'));
+    } else {
+      create.set_range_end(prefix_end(key));
+    }
+  }
+  create.set_key(key);
+  create.set_start_revision(f.rev);
+  create.set_prev_kv(f.prev_kv);
+  create.set_progress_notify(f.progress_notify);
+  return create;
+}
+
+// Prints one watch response (and runs `exec` for each event); true when the watch was cancelled.
+bool show_watch_response(const pb::WatchResponse& resp, const display& d,
+                         const std::vector<std::string>& exec) {
+  if (resp.created() && resp.events_size() == 0 && !resp.canceled()) return false;
+  if (resp.canceled()) {
+    std::string why = resp.cancel_reason();
+    if (resp.compact_revision() > 0) why = "etcdserver: mvcc: required revision has been compacted";
+    std::cerr << "watch was canceled (" << why << ")\n";
+  }
+  if (resp.events_size() == 0 && !resp.canceled() && resp.compact_revision() == 0) {
+    std::cout << "progress notify: " << resp.header().revision() << "\n";
+  }
+  d.watch(resp);
+  std::cout << std::flush;
+  for (const auto& ev : resp.events()) {
+    if (!exec.empty()) run_exec(exec, resp, ev);
+  }
+  return resp.canceled();
+}
+
 void run_watch(const globals& g, const watch_flags& f, std::vector<std::string> args) {
   // `watch key [range_end] [--] [exec-command arg...]`: the command was cut off argv before
   // parsing (take_watch_exec).
@@ -509,21 +549,7 @@ void run_watch(const globals& g, const watch_flags& f, std::vector<std::string> 
     fail("`range_end` and `--prefix` are mutually exclusive", exit_bad_args);
   }
   args.resize(std::min<std::size_t>(args.size(), 2));  // a third is ignored, as etcdctl
-  pb::WatchCreateRequest create;
-  std::string key = args[0];
-  if (args.size() == 2) create.set_range_end(args[1]);
-  if (f.prefix) {
-    if (key.empty()) {
-      key = std::string(1, '\0');
-      create.set_range_end(std::string(1, '\0'));
-    } else {
-      create.set_range_end(prefix_end(key));
-    }
-  }
-  create.set_key(key);
-  create.set_start_revision(f.rev);
-  create.set_prev_kv(f.prev_kv);
-  create.set_progress_notify(f.progress_notify);
+  const auto create = watch_create(f, args);
   no_table(g);
   auto c = connect_first(g);
   auto ctx = c.stream_ctx();
@@ -534,26 +560,102 @@ void run_watch(const globals& g, const watch_flags& f, std::vector<std::string> 
   const display d(g.write_out, g.hex);
   pb::WatchResponse resp;
   while (stream->Read(&resp)) {
-    if (resp.created() && resp.events_size() == 0 && !resp.canceled()) continue;
-    if (resp.canceled()) {
-      std::string why = resp.cancel_reason();
-      if (resp.compact_revision() > 0) {
-        why = "etcdserver: mvcc: required revision has been compacted";
-      }
-      std::cerr << "watch was canceled (" << why << ")\n";
-    }
-    if (resp.events_size() == 0 && !resp.canceled() && resp.compact_revision() == 0) {
-      std::cout << "progress notify: " << resp.header().revision() << "\n";
-    }
-    d.watch(resp);
-    std::cout << std::flush;
-    for (const auto& ev : resp.events()) {
-      if (!exec.empty()) run_exec(exec, resp, ev);
-    }
-    if (resp.canceled()) break;
+    if (show_watch_response(resp, d, exec)) break;
   }
   stream->WritesDone();
   fail("watch is canceled by the server", exit_interrupted);
+}
+
+// watch -i: lines `watch [flags] key [range_end] [-- command...]` start watchers on one stream,
+// `progress` asks the server for a progress notification; the end of input ends it, as etcdctl
+// ("Error reading watch request line: EOF", invalid input).
+void run_watch_interactive(const globals& g) {
+  no_table(g);
+  auto c = connect_first(g);
+  auto ctx = c.stream_ctx();
+  auto stream = c.watch().Watch(ctx.get());
+  const display d(g.write_out, g.hex);
+  std::mutex mu;
+  std::deque<std::vector<std::string>> pending;  // exec commands of creates not yet answered
+  std::map<std::int64_t, std::vector<std::string>> execs;
+  std::thread reader([&]() {
+    pb::WatchResponse resp;
+    while (stream->Read(&resp)) {
+      std::vector<std::string> exec;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (resp.created() && !pending.empty()) {
+          execs[resp.watch_id()] = pending.front();
+          pending.pop_front();
+        }
+        exec = execs[resp.watch_id()];
+      }
+      show_watch_response(resp, d, exec);
+    }
+  });
+  reader.detach();
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    auto args = argify(line);
+    if (args.empty()) {
+      std::cerr << "Invalid command: " << line << " (watch and progress supported)\n";
+      continue;
+    }
+    pb::WatchRequest wr;
+    if (args[0] == "progress") {
+      wr.mutable_progress_request();
+      stream->Write(wr);
+      continue;
+    }
+    if (args[0] != "watch") {
+      std::cerr << "Invalid command " << line << " (only support watch)\n";
+      continue;
+    }
+    if (args.size() < 2) {
+      std::cerr << "Invalid command " << line << " (command type or key is not provided)\n";
+      continue;
+    }
+    std::vector<std::string> exec;
+    if (auto dash = std::find(args.begin(), args.end(), "--"); dash != args.end()) {
+      exec.assign(dash + 1, args.end());
+      if (exec.empty()) {
+        fail("bad number of arguments (found separator --, but no commands)", exit_bad_args);
+      }
+      args.erase(dash, args.end());
+    }
+    CLI::App sub{"watch"};
+    watch_flags f;
+    std::vector<std::string> pos;
+    sub.add_option("args", pos);
+    sub.add_flag("--prefix", f.prefix);
+    sub.add_option("--rev", f.rev);
+    sub.add_flag("--prev-kv", f.prev_kv);
+    sub.add_flag("--progress-notify", f.progress_notify);
+    std::vector<std::string> rest(args.rbegin(), args.rend() - 1);
+    try {
+      sub.parse(rest);
+    } catch (const CLI::ParseError& e) {
+      fail(e.what(), exit_bad_args);
+    }
+    if (pos.empty()) {
+      std::cerr << "Invalid command " << line << " (command type or key is not provided)\n";
+      continue;
+    }
+    if (f.prefix && pos.size() >= 2) {
+      std::cerr << "Invalid command " << line
+                << " (`range_end` and `--prefix` are mutually exclusive)\n";
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      pending.push_back(exec);
+    }
+    *wr.mutable_create_request() = watch_create(f, pos);
+    stream->Write(wr);
+  }
+  std::cout << std::flush;
+  std::cerr << "Error: Error reading watch request line: EOF\n" << std::flush;
+  std::_Exit(exit_invalid_input);  // the reader thread still blocks in Read
 }
 
 // --- lease ---
@@ -945,7 +1047,7 @@ void add_kv_commands(CLI::App& app, globals& g) {
   static watch_flags wf;
   auto* watch = app.add_subcommand("watch", "Watches events stream on keys or prefixes");
   watch->add_option("args", args, "[key or prefix] [range_end] [--] [exec-command arg1 ...]");
-  watch->add_flag("-i,--interactive", wf.interactive, "Interactive mode (not in cairnctl)");
+  watch->add_flag("-i,--interactive", wf.interactive, "Interactive mode");
   watch->add_flag("--prefix", wf.prefix, "Watch on a prefix if prefix is set");
   watch->add_option("--rev", wf.rev, "Revision to start watching");
   watch->add_flag("--prev-kv", wf.prev_kv,
@@ -954,8 +1056,11 @@ void add_kv_commands(CLI::App& app, globals& g) {
                   "get periodic watch progress notification from server");
   watch->positionals_at_end(false);
   watch->callback([&g]() {
-    if (wf.interactive) fail("watch --interactive is not supported by cairnctl", exit_bad_feature);
-    run_watch(g, wf, args);
+    if (wf.interactive) {
+      run_watch_interactive(g);
+    } else {
+      run_watch(g, wf, args);
+    }
   });
 
   add_lease_commands(app, g);
