@@ -45,6 +45,22 @@ std::string prefix_end(const std::string& key) {
   return std::string(1, '\0');
 }
 
+// --prefix and --from-key as clientv3 applies them: an empty key means every key ("\0" on).
+void apply_range(std::string& key, std::string& end, bool prefix, bool from_key) {
+  if (prefix) {
+    if (key.empty()) {
+      key = std::string(1, '\0');
+      end = std::string(1, '\0');
+    } else {
+      end = prefix_end(key);
+    }
+  }
+  if (from_key) {
+    if (key.empty()) key = std::string(1, '\0');
+    end = std::string(1, '\0');
+  }
+}
+
 struct get_flags {
   std::string consistency = "l";
   bool from_key = false, keys_only = false, prefix = false, value_only = false;
@@ -114,18 +130,7 @@ pb::RangeRequest get_request(const get_flags& f, const std::vector<std::string>&
   }
   req.set_sort_order(sort_order);
   req.set_sort_target(sort_target);
-  if (f.prefix) {
-    if (key.empty()) {
-      key = std::string(1, '\0');
-      req.set_range_end(std::string(1, '\0'));
-    } else {
-      req.set_range_end(prefix_end(key));
-    }
-  }
-  if (f.from_key) {
-    if (key.empty()) key = std::string(1, '\0');
-    req.set_range_end(std::string(1, '\0'));
-  }
+  apply_range(key, *req.mutable_range_end(), f.prefix, f.from_key);
   req.set_key(key);
   req.set_keys_only(f.keys_only);
   return req;
@@ -191,18 +196,7 @@ pb::DeleteRangeRequest del_request(const del_flags& f, const std::vector<std::st
     }
     req.set_range_end(args[1]);
   }
-  if (f.prefix) {
-    if (key.empty()) {
-      key = std::string(1, '\0');
-      req.set_range_end(std::string(1, '\0'));
-    } else {
-      req.set_range_end(prefix_end(key));
-    }
-  }
-  if (f.from_key) {
-    if (key.empty()) key = std::string(1, '\0');
-    req.set_range_end(std::string(1, '\0'));
-  }
+  apply_range(key, *req.mutable_range_end(), f.prefix, f.from_key);
   req.set_key(key);
   req.set_prev_kv(f.prev_kv);
   return req;
@@ -487,14 +481,7 @@ pb::WatchCreateRequest watch_create(const watch_flags& f, const std::vector<std:
   pb::WatchCreateRequest create;
   std::string key = args[0];
   if (args.size() >= 2) create.set_range_end(args[1]);
-  if (f.prefix) {
-    if (key.empty()) {
-      key = std::string(1, '\0');
-      create.set_range_end(std::string(1, '\0'));
-    } else {
-      create.set_range_end(prefix_end(key));
-    }
-  }
+  apply_range(key, *create.mutable_range_end(), f.prefix, false);
   create.set_key(key);
   create.set_start_revision(f.rev);
   create.set_prev_kv(f.prev_kv);
