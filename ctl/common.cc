@@ -172,6 +172,7 @@ void add_global_flags(CLI::App& app, globals& g) {
 
 void check_env_conflicts(int argc, char** argv) {
   for (const auto& fe : global_envs) {
+    // Set counts, even when empty: etcdctl refuses ETCDCTL_ENDPOINTS= with --endpoints too.
     if (std::getenv(fe.env) == nullptr) continue;
     const std::string flag = fe.flag;
     for (int i = 1; i < argc; ++i) {

@@ -453,17 +453,24 @@ struct watch_flags {
 
 void run_exec(const std::vector<std::string>& argv, const pb::WatchResponse& resp,
               const mvccpb::Event& ev) {
+  // Everything the child needs is made before fork: only exec runs in it (gRPC's threads may
+  // hold locks at the fork).
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back("ETCD_WATCH_REVISION=" + std::to_string(resp.header().revision()));
+  env_strings.push_back("ETCD_WATCH_EVENT_TYPE=" +
+                        go_quote(mvccpb::Event::EventType_Name(ev.type())));
+  env_strings.push_back("ETCD_WATCH_KEY=" + go_quote(ev.kv().key()));
+  env_strings.push_back("ETCD_WATCH_VALUE=" + go_quote(ev.kv().value()));
+  std::vector<char*> envp, a;
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  for (const auto& x : argv) a.push_back(const_cast<char*>(x.c_str()));
+  a.push_back(nullptr);
+  std::cout << std::flush;
   const pid_t pid = ::fork();
   if (pid == 0) {
-    ::setenv("ETCD_WATCH_REVISION", std::to_string(resp.header().revision()).c_str(), 1);
-    ::setenv("ETCD_WATCH_EVENT_TYPE", go_quote(mvccpb::Event::EventType_Name(ev.type())).c_str(),
-             1);
-    ::setenv("ETCD_WATCH_KEY", go_quote(ev.kv().key()).c_str(), 1);
-    ::setenv("ETCD_WATCH_VALUE", go_quote(ev.kv().value()).c_str(), 1);
-    std::vector<char*> a;
-    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
-    ::execvp(a[0], a.data());
+    ::execvpe(a[0], a.data(), envp.data());
     std::_Exit(127);
   }
   int status = 0;
