@@ -1243,11 +1243,16 @@ TEST_F(ClusterTest, FiveMembersSurviveAMinorityPartitionWithTheLeader) {
   const auto acked = w.stop();
   EXPECT_TRUE(converged(c, all_of(c), 15s));
   for (int i = 0; i < 5; ++i) expect_all_present(c, i, acked);
+  // Every member answers Status. (Once, in a full parallel run, one member was missing from the
+  // table right after convergence, undiagnosed: etcdctl's stderr now goes with the failure.)
   auto status = etcdctl(c.endpoints(), {"endpoint", "status", "--cluster", "-w", "table"});
-  EXPECT_EQ(status.exit_code, 0) << status.err;
-  for (int i = 0; i < 5; ++i) {
-    EXPECT_NE(status.out.find(c.endpoint(i)), std::string::npos) << status.out;
+  bool all = true;
+  for (int i = 0; i < 5; ++i) all = all && status.out.find(c.endpoint(i)) != std::string::npos;
+  if (!all) {
+    ADD_FAILURE_AT(__FILE__, __LINE__) << "not every member answered Status:\n"
+                                       << status.out << status.err;
   }
+  EXPECT_EQ(status.exit_code, 0) << status.err;
   EXPECT_EQ(etcdctl(c.endpoint(buddy), {"get", "minority"}).out, "");
 }
 
