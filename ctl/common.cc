@@ -260,8 +260,11 @@ conn::conn(const std::string& endpoint, const globals& g) : endpoint_(endpoint),
     req.set_password(pw);
     pb::AuthenticateResponse resp;
     auto st = auth->Authenticate(&actx, req, &resp);
-    // A failed login is a failure to make the client: etcdctl's ExitBadConnection.
-    if (!st.ok()) fail(st.error_message(), 2);
+    // A failed login is a failure to make the client: etcdctl's ExitBadConnection. clientv3
+    // goes on without a token when the server has auth disabled.
+    if (!st.ok() && st.error_message() != "etcdserver: authentication is not enabled") {
+      fail(st.error_message(), 2);
+    }
     token_ = resp.token();
   }
 }
@@ -302,15 +305,22 @@ pb::Cluster::Stub& conn::cluster() {
 }
 
 conn connect_first(const globals& g) {
-  conn c(split(g.endpoints).front(), g);
+  // The first endpoint that answers, as clientv3's balancer picks one that is up.
+  const auto eps = split(g.endpoints);
+  if (eps.empty()) fail("context deadline exceeded");
+  for (std::size_t i = 0; i + 1 < eps.size(); ++i) {
+    conn c(eps[i], g);
+    if (c.ok()) return c;
+  }
+  conn c(eps.back(), g);
   if (!c.ok()) fail("context deadline exceeded");
   return c;
 }
 
 std::vector<std::string> endpoints(const globals& g) {
   auto eps = split(g.endpoints);
-  if (!g.cluster) return eps;
-  conn c(eps.front(), g);
+  if (!g.cluster || eps.empty()) return eps;
+  auto c = connect_first(g);
   auto ctx = c.ctx();
   pb::MemberListResponse resp;
   auto st = c.cluster().MemberList(ctx.get(), {}, &resp);

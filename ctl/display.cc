@@ -378,14 +378,10 @@ void display::txn(const pb::TxnResponse& r) const {
 void display::watch(const pb::WatchResponse& r) const {
   if (format_ == "json") {
     // clientv3.WatchResponse: exported fields without tags, none omitted.
-    std::string events = "null";
-    if (r.events_size() > 0) {
-      events = "[";
-      for (int i = 0; i < r.events_size(); ++i) {
-        events += (i ? "," : "") + go_json(r.events(i));
-      }
-      events += "]";
-    }
+    // clientv3 always makes the events slice: [] rather than null.
+    std::string events = "[";
+    for (int i = 0; i < r.events_size(); ++i) events += (i ? "," : "") + go_json(r.events(i));
+    events += "]";
     std::cout << fmt::format(
         "{{\"Header\":{},\"Events\":{},\"CompactRevision\":{},\"Canceled\":{},\"Created\":{}}}\n",
         go_json(r.header()), events, r.compact_revision(), r.canceled(), r.created());
@@ -488,7 +484,7 @@ void display::leases(const pb::LeaseLeasesResponse& r) const {
       ls += fmt::format("{}{{\"id\":{}}}", i ? "," : "", r.leases(i).id());
     }
     std::cout << fmt::format("{{{}\"leases\":{}}}\n", flat_header(r.header()),
-                             r.leases_size() ? "[" + ls + "]" : "null");
+                             "[" + ls + "]");  // clientv3 makes the slice: never null
   } else if (format_ == "fields") {
     fields_header(r.header());
     for (const auto& l : r.leases()) std::cout << "\"ID\" : " << l.id() << "\n";

@@ -1,11 +1,14 @@
 #include "ctl/kv_commands.h"
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <iostream>
 #include <iterator>
@@ -13,7 +16,6 @@
 #include <memory>
 #include <mutex>
 #include <random>
-#include <regex>
 #include <thread>
 
 #include "ctl/display.h"
@@ -139,6 +141,18 @@ pb::RangeRequest get_request(const get_flags& f, const std::vector<std::string>&
 std::string read_stdin() { return std::string(std::istreambuf_iterator<char>(std::cin), {}); }
 
 std::int64_t parse_hex_id(const std::string& s, const char* what) {
+  // strconv.ParseInt(s, 16, 64): an optional sign, then hex digits only (no 0x, no spaces).
+  const std::size_t from = !s.empty() && (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  const bool digits_only =
+      s.size() > from &&
+      std::all_of(s.begin() + static_cast<std::ptrdiff_t>(from), s.end(),
+                  [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+  if (!digits_only) {
+    fail(fmt::format("bad {} (strconv.ParseInt: parsing \"{}\": invalid syntax), expecting ID "
+                     "in Hex",
+                     what, s),
+         exit_bad_args);
+  }
   try {
     std::size_t used = 0;
     const auto v = std::stoll(s, &used, 16);
@@ -180,7 +194,7 @@ pb::PutRequest put_request(const put_flags& f, const std::vector<std::string>& a
 }
 
 pb::DeleteRangeRequest del_request(const del_flags& f, const std::vector<std::string>& args) {
-  if (args.empty()) {
+  if (args.empty() || args.size() > 2) {
     fail("del command needs one argument as key and an optional argument as range_end",
          exit_bad_args);
   }
@@ -214,58 +228,80 @@ void check(const grpc::Status& st) {
 
 // --- txn ---
 
-// Go's fmt %q scanning of one double-quoted string at s[at]; the unquoted text, with `at` moved
-// past it; nullopt when there is none.
+// Appends code point `cp` as UTF-8.
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
+
+// Go's fmt %q scanning (strconv.Unquote) of one double-quoted string at s[at]; the unquoted
+// text, with `at` moved past it; nullopt when there is none or an escape is invalid.
 std::optional<std::string> scan_quoted(const std::string& s, std::size_t& at) {
   while (at < s.size() && std::isspace(static_cast<unsigned char>(s[at]))) ++at;
   if (at >= s.size() || s[at] != '"') return std::nullopt;
   std::string out;
+  const auto digits = [&](std::size_t from, std::size_t n, int base) -> std::optional<char32_t> {
+    if (from + n > s.size()) return std::nullopt;
+    char32_t v = 0;
+    for (std::size_t k = from; k < from + n; ++k) {
+      const char c = s[k];
+      int d = -1;
+      if (c >= '0' && c <= '9') d = c - '0';
+      if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+      if (d < 0 || d >= base) return std::nullopt;
+      v = v * static_cast<char32_t>(base) + static_cast<char32_t>(d);
+    }
+    return v;
+  };
   for (std::size_t i = at + 1; i < s.size(); ++i) {
     const char c = s[i];
     if (c == '"') {
       at = i + 1;
       return out;
     }
+    if (c == '\n') return std::nullopt;
     if (c != '\\') {
       out += c;
       continue;
     }
     if (++i >= s.size()) return std::nullopt;
-    switch (s[i]) {
-      case 'n':
-        out += '\n';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 'a':
-        out += '\a';
-        break;
-      case 'b':
-        out += '\b';
-        break;
-      case 'f':
-        out += '\f';
-        break;
-      case 'v':
-        out += '\v';
-        break;
-      case '\\':
-      case '"':
-      case '\'':
-        out += s[i];
-        break;
-      case 'x': {
-        if (i + 2 >= s.size()) return std::nullopt;
-        out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-        i += 2;
-        break;
-      }
-      default:
-        return std::nullopt;
+    const char e = s[i];
+    static const std::string simple = "abfnrtv\\\"";
+    static const std::string value = "\a\b\f\n\r\t\v\\\"";
+    if (const auto k = simple.find(e); k != std::string::npos) {
+      out += value[k];
+    } else if (e == 'x') {
+      auto v = digits(i + 1, 2, 16);
+      if (!v) return std::nullopt;
+      out += static_cast<char>(*v);
+      i += 2;
+    } else if (e >= '0' && e <= '7') {
+      auto v = digits(i, 3, 8);
+      if (!v || *v > 255) return std::nullopt;
+      out += static_cast<char>(*v);
+      i += 2;
+    } else if (e == 'u' || e == 'U') {
+      const std::size_t n = e == 'u' ? 4 : 8;
+      auto v = digits(i + 1, n, 16);
+      if (!v || *v > 0x10ffff || (*v >= 0xd800 && *v <= 0xdfff)) return std::nullopt;
+      append_utf8(out, *v);
+      i += n;
+    } else {
+      return std::nullopt;
     }
   }
   return std::nullopt;
@@ -290,7 +326,12 @@ pb::Compare parse_compare(const std::string& line) {
     ok = !op.empty() && v.has_value();
     if (v) val = *v;
   }
-  if (!ok) fail("malformed comparison: " + line, exit_invalid_input);
+  if (!ok) {
+    // etcdctl's Sscanf stopped early: it shows what it had read.
+    fail(fmt::format("malformed comparison: {}; got {}({}) {} {}", line, target,
+                     go_quote(key.value_or("")), op, go_quote(val)),
+         exit_invalid_input);
+  }
   pb::Compare c;
   c.set_key(*key);
   if (op == "=") {
@@ -334,22 +375,39 @@ pb::Compare parse_compare(const std::string& line) {
   return c;
 }
 
-// etcdctl's argify: double-quoted (Go-unquoted), single-quoted, or bare words.
+// etcdctl's argify: double-quoted (Go-unquoted), single-quoted, or bare words. Scanned by hand
+// (std::regex recurses per character and overflows the stack on long values).
 std::vector<std::string> argify(const std::string& line) {
-  static const std::regex word(R"re("(?:[^"\\]|\\.)*"|'[^']*'|[^'"\s]\S*[^'"\s]?)re");
   std::vector<std::string> out;
-  for (auto it = std::sregex_iterator(line.begin(), line.end(), word); it != std::sregex_iterator();
-       ++it) {
-    std::string a = it->str();
-    if (a.size() >= 2 && a.front() == '\'') {
-      a = a.substr(1, a.size() - 2);
-    } else if (!a.empty() && a.front() == '"') {
-      std::size_t at = 0;
-      auto q = scan_quoted(a, at);
-      if (!q) fail("invalid syntax", exit_invalid_input);
-      a = *q;
+  const auto space = [&](std::size_t i) {
+    return std::isspace(static_cast<unsigned char>(line[i])) != 0;
+  };
+  std::size_t i = 0;
+  while (i < line.size()) {
+    if (space(i)) {
+      ++i;
+      continue;
     }
-    out.push_back(a);
+    if (line[i] == '"') {
+      std::size_t at = i;
+      auto q = scan_quoted(line, at);
+      if (!q) fail("invalid syntax", exit_invalid_input);
+      out.push_back(*q);
+      i = at;
+    } else if (line[i] == '\'') {
+      const auto end = line.find('\'', i + 1);
+      if (end == std::string::npos) {
+        ++i;  // an unmatched quote starts no word, as the pattern etcdctl uses
+        continue;
+      }
+      out.push_back(line.substr(i + 1, end - i - 1));
+      i = end + 1;
+    } else {
+      std::size_t end = i;
+      while (end < line.size() && !space(end)) ++end;
+      out.push_back(line.substr(i, end - i));
+      i = end;
+    }
   }
   return out;
 }
@@ -468,11 +526,16 @@ void run_exec(const std::vector<std::string>& argv, const pb::WatchResponse& res
   for (const auto& x : argv) a.push_back(const_cast<char*>(x.c_str()));
   a.push_back(nullptr);
   std::cout << std::flush;
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   const pid_t pid = ::fork();
   if (pid == 0) {
+    // Go's exec.Cmd without Stdin: the command reads /dev/null, never our input.
+    if (devnull >= 0) ::dup2(devnull, 0);
     ::execvpe(a[0], a.data(), envp.data());
     std::_Exit(127);
   }
+  if (devnull >= 0) ::close(devnull);
+  if (pid < 0) fail("fork: " + std::string(std::strerror(errno)));
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -487,7 +550,7 @@ void run_exec(const std::vector<std::string>& argv, const pb::WatchResponse& res
 pb::WatchCreateRequest watch_create(const watch_flags& f, const std::vector<std::string>& args) {
   pb::WatchCreateRequest create;
   std::string key = args[0];
-  if (args.size() >= 2) create.set_range_end(args[1]);
+  if (args.size() == 2) create.set_range_end(args[1]);  // etcdctl ignores a third and its range
   apply_range(key, *create.mutable_range_end(), f.prefix, false);
   create.set_key(key);
   create.set_start_revision(f.rev);
@@ -539,10 +602,9 @@ void run_watch(const globals& g, const watch_flags& f, std::vector<std::string> 
     if (env_end != nullptr && *env_end != 0) args.push_back(env_end);
   }
   if (args.empty()) fail("bad number of arguments", exit_bad_args);
-  if (f.prefix && args.size() >= 2) {
+  if (f.prefix && args.size() == 2) {
     fail("`range_end` and `--prefix` are mutually exclusive", exit_bad_args);
   }
-  args.resize(std::min<std::size_t>(args.size(), 2));  // a third is ignored, as etcdctl
   const auto create = watch_create(f, args);
   no_table(g);
   auto c = connect_first(g);
@@ -635,7 +697,7 @@ void run_watch_interactive(const globals& g) {
       std::cerr << "Invalid command " << line << " (command type or key is not provided)\n";
       continue;
     }
-    if (f.prefix && pos.size() >= 2) {
+    if (f.prefix && pos.size() == 2) {
       std::cerr << "Invalid command " << line
                 << " (`range_end` and `--prefix` are mutually exclusive)\n";
       continue;
@@ -995,6 +1057,9 @@ void add_kv_commands(CLI::App& app, globals& g) {
     auto ctx = c.ctx();
     pb::RangeResponse resp;
     check(c.kv().Range(ctx.get(), req, &resp));
+    if (gf.value_only && g.write_out != "simple") {
+      fail("print-value-only is only for `--write-out=simple`", exit_bad_args);
+    }
     display(g.write_out, g.hex, gf.value_only).get(resp);
   });
 
