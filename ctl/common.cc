@@ -89,9 +89,9 @@ constexpr flag_env global_envs[] = {
     {"--password", "ETCDCTL_PASSWORD"},
 };
 
-std::string read_file(const std::string& path, const char* what) {
+std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(fmt::format("open {}: no such file or directory ({})", path, what));
+  if (!in) fail(fmt::format("open {}: no such file or directory", path), exit_bad_args);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -212,10 +212,10 @@ conn::conn(const std::string& endpoint, const globals& g) : endpoint_(endpoint),
                : "KeyFile and CertFile must both be present[key: , cert: " + g.cert + "]",
            exit_bad_args);
     }
-    std::string roots = g.cacert.empty() ? "" : read_file(g.cacert, "--cacert");
+    std::string roots = g.cacert.empty() ? "" : read_file(g.cacert);
     std::vector<grpc::experimental::IdentityKeyCertPair> pairs;
     if (!g.cert.empty()) {
-      pairs.push_back({read_file(g.key, "--key"), read_file(g.cert, "--cert")});
+      pairs.push_back({read_file(g.key), read_file(g.cert)});
     }
     grpc::experimental::TlsChannelCredentialsOptions opts;
     if (!roots.empty() || !pairs.empty()) {

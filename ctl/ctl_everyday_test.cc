@@ -163,6 +163,7 @@ TEST_F(EverydayTest, TxnReadsEtcdctlsGrammarFromStdin) {
   same({{"txn", "--interactive", "-w", "json"}, "\nput a \"b c\"\n\n\n"});
   // Malformed input: invalid input (3).
   same({{"txn"}, "bad\n\n"});
+  same({{"txn", "extra"}, "\n\n\n"});
   same({{"txn"}, "mod(\"k\") > \"x\"\n\n\n\n"});
   same({{"txn"}, "mod(\"k\") > \"1\""});
   same({{"txn"}, "\nfrobnicate k\n\n"});
@@ -179,7 +180,7 @@ TEST_F(EverydayTest, TxnReadsEtcdctlsGrammarFromStdin) {
 
 TEST_F(EverydayTest, LeasesPrintWhatEtcdctlPrints) {
   same({{"lease", "list", "-w", "json"}});  // none yet: [] as clientv3, not null
-  for (const std::string w : {"simple", "json", "fields"}) {
+  for (const std::string w : {"simple", "json", "fields", "protobuf"}) {
     same({{"lease", "grant", "100", "-w", w}});
     same({{"put", "leased-" + w, "v", "--lease={lease}"}});
     same({{"lease", "timetolive", "{lease}", "-w", w}});
@@ -484,7 +485,8 @@ TEST(CairnctlTls, ConnectsWithCaClientCertificatesAndUsersAsEtcdctl) {
                                 {"ETCDCTL_KEY", p("client.key")}})
                 .out,
             "t\n1\n");
-  // A certificate without its key is a bad argument.
+  // A missing file and a certificate without its key are bad arguments.
+  both({"--cacert=" + p("missing.crt"), "get", "t"});
   both(with({"--cacert=" + p("ca.crt"), "--cert=" + p("client.crt")}, {"get", "t"}));
 
   // Auth: root, a user with a role on "t"; log in with --user user:pw, --user with --password,

@@ -412,7 +412,7 @@ void display::grant(const pb::LeaseGrantResponse& r) const {
     fields_header(r.header());
     std::cout << fmt::format("\"ID\" : {}\n\"TTL\" : {}\n", r.id(), r.ttl());
   } else if (format_ == "protobuf") {
-    print_protobuf(r);
+    print_protobuf(r.header());  // clientv3 wraps it: only the header marshals
   } else {
     std::cout << fmt::format("lease {:016x} granted with TTL({}s)\n", r.id(), r.ttl());
   }
@@ -438,7 +438,7 @@ void display::keep_alive(const pb::LeaseKeepAliveResponse& r) const {
     fields_header(r.header());
     std::cout << fmt::format("\"ID\" : {}\n\"TTL\" : {}\n", r.id(), r.ttl());
   } else if (format_ == "protobuf") {
-    print_protobuf(r);
+    print_protobuf(r.header());  // clientv3 wraps it: only the header marshals
   } else {
     std::cout << fmt::format("lease {:016x} keepalived with TTL({})\n", r.id(), r.ttl());
   }
@@ -460,7 +460,7 @@ void display::time_to_live(const pb::LeaseTimeToLiveResponse& r, bool keys) cons
                              r.grantedttl());
     for (const auto& k : r.keys()) std::cout << "\"Key\" : " << go_quote(k) << "\n";
   } else if (format_ == "protobuf") {
-    print_protobuf(r);
+    print_protobuf(r.header());  // clientv3 wraps it: only the header marshals
   } else {
     if (r.grantedttl() == 0 && r.ttl() == -1) {
       std::cout << fmt::format("lease {:016x} already expired\n", r.id());
@@ -489,7 +489,7 @@ void display::leases(const pb::LeaseLeasesResponse& r) const {
     fields_header(r.header());
     for (const auto& l : r.leases()) std::cout << "\"ID\" : " << l.id() << "\n";
   } else if (format_ == "protobuf") {
-    print_protobuf(r);
+    print_protobuf(r.header());  // clientv3 wraps it: only the header marshals
   } else {
     std::cout << fmt::format("found {} leases\n", r.leases_size());
     for (const auto& l : r.leases()) std::cout << fmt::format("{:016x}\n", l.id());

@@ -543,7 +543,8 @@ void run_exec(const std::vector<std::string>& argv, const pb::WatchResponse& res
     for (const auto& s : argv) q += (q.empty() ? "" : " ") + go_quote(s);
     std::cerr << fmt::format("command [{}] error (exit status {})\n", q,
                              WIFEXITED(status) ? WEXITSTATUS(status) : 1);
-    std::exit(1);
+    std::cout << std::flush;
+    std::_Exit(1);  // a watch -i reader thread may still be in gRPC: no static destructors
   }
 }
 
@@ -609,6 +610,8 @@ void run_watch(const globals& g, const watch_flags& f, std::vector<std::string> 
   no_table(g);
   auto c = connect_first(g);
   auto ctx = c.stream_ctx();
+  // clientv3.WithRequireLeader, as etcdctl: a member without a leader cancels the watch.
+  ctx->AddMetadata("hasleader", "true");
   auto stream = c.watch().Watch(ctx.get());
   pb::WatchRequest wr;
   *wr.mutable_create_request() = create;
@@ -629,6 +632,8 @@ void run_watch_interactive(const globals& g) {
   no_table(g);
   auto c = connect_first(g);
   auto ctx = c.stream_ctx();
+  // clientv3.WithRequireLeader, as etcdctl: a member without a leader cancels the watch.
+  ctx->AddMetadata("hasleader", "true");
   auto stream = c.watch().Watch(ctx.get());
   const display d(g.write_out, g.hex);
   std::mutex mu;
@@ -862,8 +867,9 @@ void run_check_perf(const globals& g, const perf_flags& f) {
     auto ctx = first.ctx();
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     pb::RangeRequest req;
-    req.set_key(f.prefix);
-    req.set_range_end(prefix_end(f.prefix));
+    std::string key = f.prefix;
+    apply_range(key, *req.mutable_range_end(), true, false);
+    req.set_key(key);
     req.set_limit(1);
     pb::RangeResponse resp;
     check(first.kv().Range(ctx.get(), req, &resp));
@@ -948,8 +954,9 @@ void run_check_perf(const globals& g, const perf_flags& f) {
     auto ctx = first.ctx();
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     pb::DeleteRangeRequest req;
-    req.set_key(f.prefix);
-    req.set_range_end(prefix_end(f.prefix));
+    std::string key = f.prefix;
+    apply_range(key, *req.mutable_range_end(), true, false);
+    req.set_key(key);
     check(first.kv().DeleteRange(ctx.get(), req, &dresp));
   }
   if (f.auto_compact) {
@@ -1101,7 +1108,12 @@ void add_kv_commands(CLI::App& app, globals& g) {
   static bool interactive = false;
   auto* txn = app.add_subcommand("txn", "Txn processes all the requests in one transaction");
   txn->add_flag("-i,--interactive", interactive, "Input transaction in interactive mode");
-  txn->callback([&g]() { run_txn(g, interactive); });
+  static std::vector<std::string> txn_args;
+  txn->add_option("args", txn_args, "(none: the transaction comes from standard input)");
+  txn->callback([&g]() {
+    if (!txn_args.empty()) fail("txn command does not accept argument", exit_bad_args);
+    run_txn(g, interactive);
+  });
 
   static watch_flags wf;
   auto* watch = app.add_subcommand("watch", "Watches events stream on keys or prefixes");
