@@ -18,8 +18,11 @@ namespace cairn::ctl {
 namespace pb = etcdserverpb;
 
 void fail(const std::string& message, int code) {
-  std::cerr << "Error: " << message << "\n";
-  std::exit(code);
+  std::cout << std::flush;
+  std::cerr << "Error: " << message << "\n" << std::flush;
+  // No static destructors: gRPC's threads may still be failing a handshake, and tearing its
+  // globals down under them crashed (seen as a SIGSEGV after a refused TLS connection).
+  std::_Exit(code);
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -137,9 +140,15 @@ std::string prompt_password(const std::string& user) {
 void add_global_flags(CLI::App& app, globals& g) {
   app.add_option("--endpoints", g.endpoints, "gRPC endpoints (comma-separated)")
       ->envname("ETCDCTL_ENDPOINTS");
-  app.add_option("-w,--write-out", g.write_out,
-                 "Output format: simple, json, fields, protobuf or table")
-      ->check(CLI::IsMember({"simple", "json", "fields", "protobuf", "table"}))
+  app.add_option_function<std::string>(
+         "-w,--write-out",
+         [&g](const std::string& v) {
+           if (v != "simple" && v != "json" && v != "fields" && v != "protobuf" && v != "table") {
+             fail("unsupported output format", 4);  // etcdctl's ExitBadFeature
+           }
+           g.write_out = v;
+         },
+         "Output format: simple, json, fields, protobuf or table (default simple)")
       ->envname("ETCDCTL_WRITE_OUT");
   add_duration(app, "--dial-timeout", g.dial_timeout, "ETCDCTL_DIAL_TIMEOUT",
                "Dial timeout for client connections (default 2s)");

@@ -275,6 +275,13 @@ TEST_F(EverydayTest, GlobalFlagsAndEnvironmentAsEtcdctl) {
   auto only_env = e2e::run({ctl_binary().string(), "get", "e"},
                            {{"ETCDCTL_ENDPOINTS", "http://" + b_.endpoint()}});
   EXPECT_EQ(only_env.out, "e\n1\n") << only_env.err;
+  same({{"get", "e", "-w", "bogus"}});  // unsupported output format, 4, before any request
+  same({{"get", "e"}, "", std::chrono::milliseconds(30000), 0});
+  for (const std::string group : {"lease", "check"}) {
+    auto help = run_tool(ctl_binary().string(), b_.endpoint(), {{group}});
+    EXPECT_EQ(help.exit_code, 0) << group << help.err;
+    EXPECT_NE(help.out.find("Usage:"), std::string::npos) << group << help.out;
+  }
   // With several endpoints, one that is down is passed over.
   auto second = run_tool(ctl_binary().string(), "127.0.0.1:1," + b_.endpoint(),
                          {{"--dial-timeout=300ms", "get", "e"}});

@@ -723,7 +723,13 @@ void run_watch_interactive(const globals& g) {
 
 void add_lease_commands(CLI::App& app, globals& g) {
   auto* lease = app.add_subcommand("lease", "Lease related commands");
-  lease->require_subcommand(1);
+  // Without a subcommand: its help, exit 0, as etcdctl.
+  lease->callback([lease]() {
+    if (lease->get_subcommands().empty()) {
+      std::cout << lease->help();
+      std::exit(0);
+    }
+  });
   static std::vector<std::string> largs;
   static bool keys = false, once = false;
 
@@ -1021,7 +1027,8 @@ void run_check_perf(const globals& g, const perf_flags& f) {
     std::cout << fmt::format("PASS: Stddev is {:.6f}s\n", stddev);
   }
   std::cout << (ok ? "PASS\n" : "FAIL\n") << std::flush;
-  std::exit(ok ? 0 : 1);
+  std::cout << std::flush;
+  std::_Exit(ok ? 0 : 1);  // its channels may still be closing: no static destructors
 }
 
 }  // namespace
@@ -1138,7 +1145,12 @@ void add_kv_commands(CLI::App& app, globals& g) {
 
   static perf_flags cf;
   auto* chk = app.add_subcommand("check", "commands for checking properties of the cluster");
-  chk->require_subcommand(1);
+  chk->callback([chk]() {
+    if (chk->get_subcommands().empty()) {
+      std::cout << chk->help();
+      std::exit(0);
+    }
+  });
   auto* perf = chk->add_subcommand("perf", "Check the performance of the cluster");
   perf->add_option("--load", cf.load, "The performance check's workload model: s, m, l, xl");
   perf->add_option("--prefix", cf.prefix, "The prefix for writing the performance check's keys");

@@ -315,7 +315,10 @@ void defrag(const globals& g) {
       failed = true;
     }
   }
-  if (failed) std::exit(1);
+  if (failed) {
+    std::cout << std::flush;
+    std::_Exit(1);
+  }
 }
 
 void compaction(const globals& g, std::int64_t rev, bool physical) {
