@@ -17,12 +17,16 @@ namespace cairn::ctl {
 
 namespace pb = etcdserverpb;
 
+void quit(int code) {
+  std::cout << std::flush;
+  std::cerr << std::flush;
+  std::_Exit(code);
+}
+
 void fail(const std::string& message, int code) {
   std::cout << std::flush;
-  std::cerr << "Error: " << message << "\n" << std::flush;
-  // No static destructors: gRPC's threads may still be failing a handshake, and tearing its
-  // globals down under them crashed (seen as a SIGSEGV after a refused TLS connection).
-  std::_Exit(code);
+  std::cerr << "Error: " << message << "\n";
+  quit(code);  // seen as a SIGSEGV after a refused TLS connection with std::exit
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {

@@ -37,6 +37,10 @@ constexpr int exit_bad_args = 128;
 
 // Prints "Error: <message>" to stderr and exits, as etcdctl's ExitWithError.
 [[noreturn]] void fail(const std::string& message, int code = exit_error);
+// Flushes stdout and stderr and exits without static destructors: gRPC's threads may still be
+// at work (a failing handshake, a watch stream's reader), and tearing its globals down under
+// them crashes.
+[[noreturn]] void quit(int code);
 
 std::vector<std::string> split(const std::string& s, char sep = ',');
 

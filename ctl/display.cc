@@ -1,5 +1,6 @@
 #include "ctl/display.h"
 
+#include <absl/strings/escaping.h>
 #include <google/protobuf/descriptor.h>
 
 #include <iostream>
@@ -14,31 +15,8 @@ using google::protobuf::Message;
 
 namespace {
 
-std::string base64(const std::string& in) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16 |
-                       static_cast<unsigned char>(in[i + 1]) << 8 |
-                       static_cast<unsigned char>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += alphabet[(v >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    const unsigned v =
-        static_cast<unsigned char>(in[i]) << 16 | static_cast<unsigned char>(in[i + 1]) << 8;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
+// Go's base64.StdEncoding, as encoding/json writes []byte.
+std::string base64(const std::string& in) { return absl::Base64Escape(in); }
 
 // The length of the valid UTF-8 sequence at s[i] and its code point, or 0 when it is not one.
 std::size_t utf8_at(const std::string& s, std::size_t i, char32_t& cp) {

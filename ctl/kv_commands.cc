@@ -543,8 +543,7 @@ void run_exec(const std::vector<std::string>& argv, const pb::WatchResponse& res
     for (const auto& s : argv) q += (q.empty() ? "" : " ") + go_quote(s);
     std::cerr << fmt::format("command [{}] error (exit status {})\n", q,
                              WIFEXITED(status) ? WEXITSTATUS(status) : 1);
-    std::cout << std::flush;
-    std::_Exit(1);  // a watch -i reader thread may still be in gRPC: no static destructors
+    quit(1);  // a watch -i reader thread may still be in gRPC
   }
 }
 
@@ -714,12 +713,17 @@ void run_watch_interactive(const globals& g) {
     *wr.mutable_create_request() = watch_create(f, pos);
     stream->Write(wr);
   }
-  std::cout << std::flush;
-  std::cerr << "Error: Error reading watch request line: EOF\n" << std::flush;
-  std::_Exit(exit_invalid_input);  // the reader thread still blocks in Read
+  fail("Error reading watch request line: EOF", exit_invalid_input);  // the reader still reads
 }
 
 // --- lease ---
+
+// The one lease ID argument of revoke, timetolive and keep-alive (etcdctl's usage error when it
+// is missing or extra).
+std::int64_t lease_id_arg(const std::vector<std::string>& args, const char* usage) {
+  if (args.size() != 1) fail(usage, exit_bad_args);
+  return parse_hex_id(args[0], "lease ID arg");
+}
 
 void add_lease_commands(CLI::App& app, globals& g) {
   auto* lease = app.add_subcommand("lease", "Lease related commands");
@@ -727,7 +731,7 @@ void add_lease_commands(CLI::App& app, globals& g) {
   lease->callback([lease]() {
     if (lease->get_subcommands().empty()) {
       std::cout << lease->help();
-      std::exit(0);
+      quit(0);
     }
   });
   static std::vector<std::string> largs;
@@ -760,8 +764,7 @@ void add_lease_commands(CLI::App& app, globals& g) {
   auto* revoke = lease->add_subcommand("revoke", "Revokes leases");
   revoke->add_option("leaseID", largs, "The lease's ID, in hex");
   revoke->callback([&g]() {
-    if (largs.size() != 1) fail("lease revoke command needs 1 argument", exit_bad_args);
-    const auto id = parse_hex_id(largs[0], "lease ID arg");
+    const auto id = lease_id_arg(largs, "lease revoke command needs 1 argument");
     no_table(g);
     auto c = connect_first(g);
     auto ctx = c.ctx();
@@ -777,9 +780,7 @@ void add_lease_commands(CLI::App& app, globals& g) {
   ttl->add_option("leaseID", largs, "The lease's ID, in hex");
   ttl->add_flag("--keys", keys, "Get keys attached to this lease");
   ttl->callback([&g]() {
-    if (largs.size() != 1)
-      fail("lease timetolive command needs lease ID as argument", exit_bad_args);
-    const auto id = parse_hex_id(largs[0], "lease ID arg");
+    const auto id = lease_id_arg(largs, "lease timetolive command needs lease ID as argument");
     no_table(g);
     auto c = connect_first(g);
     auto ctx = c.ctx();
@@ -807,9 +808,7 @@ void add_lease_commands(CLI::App& app, globals& g) {
   ka->add_option("leaseID", largs, "The lease's ID, in hex");
   ka->add_flag("--once", once, "Resets the keep-alive time to its original value once");
   ka->callback([&g]() {
-    if (largs.size() != 1)
-      fail("lease keep-alive command needs lease ID as argument", exit_bad_args);
-    const auto id = parse_hex_id(largs[0], "lease ID arg");
+    const auto id = lease_id_arg(largs, "lease keep-alive command needs lease ID as argument");
     no_table(g);
     auto c = connect_first(g);
     const display d(g.write_out, g.hex);
@@ -1026,9 +1025,8 @@ void run_check_perf(const globals& g, const perf_flags& f) {
   } else {
     std::cout << fmt::format("PASS: Stddev is {:.6f}s\n", stddev);
   }
-  std::cout << (ok ? "PASS\n" : "FAIL\n") << std::flush;
-  std::cout << std::flush;
-  std::_Exit(ok ? 0 : 1);  // its channels may still be closing: no static destructors
+  std::cout << (ok ? "PASS\n" : "FAIL\n");
+  quit(ok ? 0 : 1);  // its channels may still be closing
 }
 
 }  // namespace
@@ -1148,7 +1146,7 @@ void add_kv_commands(CLI::App& app, globals& g) {
   chk->callback([chk]() {
     if (chk->get_subcommands().empty()) {
       std::cout << chk->help();
-      std::exit(0);
+      quit(0);
     }
   });
   auto* perf = chk->add_subcommand("perf", "Check the performance of the cluster");

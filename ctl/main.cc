@@ -315,10 +315,7 @@ void defrag(const globals& g) {
       failed = true;
     }
   }
-  if (failed) {
-    std::cout << std::flush;
-    std::_Exit(1);
-  }
+  if (failed) quit(1);
 }
 
 void compaction(const globals& g, std::int64_t rev, bool physical) {
