@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/certs.h"
 #include "support/e2e.h"
 
 namespace cairn {
@@ -410,32 +411,11 @@ TEST(CairnctlCluster, CommandsThroughEveryMemberOfThree) {
 
 // --- TLS and auth, against a real etcd ---
 
-void openssl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"/usr/bin/openssl"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = e2e::run(argv);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-}
-
-// A CA, a server certificate for 127.0.0.1 and a client certificate for `client_cn`, signed by
-// it, in `dir`; and a second CA that signed nothing there.
 void make_certs(const std::filesystem::path& dir, const std::string& client_cn) {
-  const auto p = [&](const char* f) { return (dir / f).string(); };
-  openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-           "-keyout", p("ca.key"), "-out", p("ca.crt")});
-  openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other-ca",
-           "-keyout", p("other.key"), "-out", p("other.crt")});
-  std::ofstream(p("server.ext")) << "subjectAltName=IP:127.0.0.1\n"
-                                    "extendedKeyUsage=serverAuth,clientAuth\n";
-  std::ofstream(p("client.ext")) << "extendedKeyUsage=clientAuth\n";
-  for (const std::string who : {"server", "client"}) {
-    const std::string cn = who == "server" ? "127.0.0.1" : client_cn;
-    openssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn, "-keyout",
-             (dir / (who + ".key")).string(), "-out", (dir / (who + ".csr")).string()});
-    openssl({"x509", "-req", "-in", (dir / (who + ".csr")).string(), "-CA", p("ca.crt"), "-CAkey",
-             p("ca.key"), "-CAcreateserial", "-days", "2", "-extfile",
-             (dir / (who + ".ext")).string(), "-out", (dir / (who + ".crt")).string()});
-  }
+  e2e::make_ca(dir, "ca");
+  e2e::make_ca(dir, "other");
+  e2e::make_cert(dir, "ca", "server", "127.0.0.1");
+  e2e::make_cert(dir, "ca", "client", client_cn, "");
 }
 
 TEST(CairnctlTls, ConnectsWithCaClientCertificatesAndUsersAsEtcdctl) {

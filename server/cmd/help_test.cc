@@ -82,7 +82,14 @@ TEST(Help, ActedOnIsHonest) {
       // run.cc → metrics::exporter_options
       "metrics",
       // start.cc → the logger
-      "log-outputs", "log-format"};
+      "log-outputs", "log-format",
+      // run.cc → tls::tls_info for the client listener and the peer transport
+      "cert-file", "key-file", "client-cert-auth", "client-crl-file",
+      "client-cert-allowed-hostname", "trusted-ca-file", "auto-tls", "peer-cert-file",
+      "peer-key-file", "peer-client-cert-file", "peer-client-key-file", "peer-client-cert-auth",
+      "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname", "peer-auto-tls",
+      "peer-crl-file", "self-signed-cert-validity", "cipher-suites", "tls-min-version",
+      "tls-max-version"};
   std::set<std::string_view> seen;
   for (const auto& spec : flag_table()) {
     if (spec.status != flag_status::acted_on) continue;

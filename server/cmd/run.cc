@@ -13,6 +13,7 @@
 #include "http/health.h"
 #include "http/router.h"
 #include "metrics/exporter.h"
+#include "tls/tls.h"
 #include "transport/peer_transport.h"
 #include "v3rpc/client_listener.h"
 #include "v3rpc/gateway.h"
@@ -97,6 +98,64 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
   return s;
 }
 
+tls::version to_tls(tls_version v) {
+  return v == tls_version::tls13 ? tls::version::tls13 : tls::version::tls12;
+}
+
+bool any_https(std::initializer_list<const std::vector<url>*> lists) {
+  for (const auto* urls : lists) {
+    for (const auto& u : *urls) {
+      if (u.scheme == "https" || u.scheme == "unixs") return true;
+    }
+  }
+  return false;
+}
+
+// etcd's ClientTLSInfo / PeerTLSInfo from the flags; --auto-tls / --peer-auto-tls make a
+// self-signed certificate under <data-dir>/fixtures/{client,peer} when none is given.
+// nullopt: no certificate (plain URLs only).
+std::expected<std::optional<tls::tls_info>, std::string> tls_config(const config& cfg,
+                                                                    const std::string& data_dir,
+                                                                    bool peer) {
+  tls::tls_info info;
+  info.cert_file = peer ? cfg.peer_cert_file : cfg.cert_file;
+  info.key_file = peer ? cfg.peer_key_file : cfg.key_file;
+  info.client_cert_file = peer ? cfg.peer_client_cert_file : cfg.client_cert_file;
+  info.client_key_file = peer ? cfg.peer_client_key_file : cfg.client_key_file;
+  info.trusted_ca_file = peer ? cfg.peer_trusted_ca_file : cfg.trusted_ca_file;
+  info.crl_file = peer ? cfg.peer_crl_file : cfg.client_crl_file;
+  info.client_cert_auth = peer ? cfg.peer_client_cert_auth : cfg.client_cert_auth;
+  if (peer) info.allowed_cns = cfg.peer_cert_allowed_cn;
+  info.allowed_hostnames = peer ? cfg.peer_cert_allowed_hostname : cfg.client_cert_allowed_hostname;
+  info.min_version = to_tls(cfg.tls_min_version);
+  if (cfg.tls_max_version != tls_version::go_default)
+    info.max_version = to_tls(cfg.tls_max_version);
+  info.cipher_suites = cfg.cipher_suites;
+  const bool auto_tls = peer ? cfg.peer_auto_tls : cfg.auto_tls;
+  const char* what = peer ? "peer" : "client";
+  if (!info.cert_file.empty() || !info.key_file.empty()) {
+    if (auto_tls) spdlog::warn("ignoring {} auto TLS since certs given", what);
+  } else if (auto_tls) {
+    std::vector<std::string> hosts;
+    for (const auto& u : peer ? cfg.listen_peer_urls : cfg.listen_client_urls) {
+      hosts.push_back(u.host);
+    }
+    const int years = static_cast<int>(std::min<std::uint64_t>(cfg.self_signed_cert_validity, 100));
+    auto made = tls::self_cert((std::filesystem::path(data_dir) / "fixtures" / what).string(),
+                               hosts, years);
+    if (!made) return std::unexpected(made.error());
+    info.cert_file = made->cert_file;
+    info.key_file = made->key_file;
+    info.self_signed = true;
+  } else {
+    return std::optional<tls::tls_info>();
+  }
+  if (auto ok = tls::check_files(info); !ok) {
+    return std::unexpected(std::string(what) + " TLS: " + ok.error());
+  }
+  return std::optional<tls::tls_info>(std::move(info));
+}
+
 v3rpc::listener_options listener_config(const config& cfg) {
   v3rpc::listener_options o;
   o.client_urls = to_listen(cfg.listen_client_urls);
@@ -127,6 +186,37 @@ int run(const config& cfg) {
     spdlog::error("cannot start: {}", node_cfg.error());
     return 1;
   }
+  // TLS first: a bad certificate stops the start before the member touches its data.
+  if (auto list = tls::openssl_cipher_list(cfg.cipher_suites); !list) {
+    spdlog::error("cannot start: {}", list.error());
+    return 1;
+  } else {
+    tls::apply_cipher_suites(*list);
+  }
+  auto client_tls = tls_config(cfg, node_cfg->data_dir, false);
+  if (!client_tls) {
+    spdlog::error("cannot start: {}", client_tls.error());
+    return 1;
+  }
+  if (*client_tls && !any_https({&cfg.listen_client_urls, &cfg.listen_client_http_urls,
+                                 &cfg.listen_metrics_urls})) {
+    spdlog::warn("a client certificate is given but no client URL is https; serving plaintext");
+  }
+  auto peer_tls = tls_config(cfg, node_cfg->data_dir, true);
+  if (!peer_tls) {
+    spdlog::error("cannot start: {}", peer_tls.error());
+    return 1;
+  }
+  if (*peer_tls && !any_https({&cfg.listen_peer_urls})) {
+    spdlog::warn(
+        "scheme is HTTP while key and cert files are present; ignoring key and cert files");
+  }
+  std::shared_ptr<grpc::ChannelCredentials> peer_dial;
+  std::shared_ptr<grpc::ServerCredentials> peer_serve;
+  if (*peer_tls) {
+    peer_dial = tls::grpc_channel_credentials(**peer_tls);
+    peer_serve = tls::grpc_server_credentials(**peer_tls);
+  }
   spdlog::info("starting member {} in data dir {}", cfg.name, node_cfg->data_dir);
   // Joining an existing cluster (a new data directory only: etcd ignores the state otherwise):
   // ask the other members for it.
@@ -140,7 +230,7 @@ int run(const config& cfg) {
         for (const auto& u : m.peer_urls) others.push_back(u.to_string());
       }
     }
-    auto remote = transport::fetch_cluster(others, std::chrono::seconds(5));
+    auto remote = transport::fetch_cluster(others, std::chrono::seconds(5), peer_dial);
     if (!remote) {
       spdlog::error("cannot fetch cluster info from peer urls: {}", remote.error());
       return 1;
@@ -149,6 +239,7 @@ int run(const config& cfg) {
         etcdserver::server_config::existing_cluster{remote->cluster_id, std::move(remote->members)};
   }
   transport::transport_options topts;
+  topts.tls = peer_dial;
   if (node_cfg->request_timeout.count() > 0) topts.request_timeout = node_cfg->request_timeout;
   transport::peer_transport peers(topts);
   node_cfg->peers = &peers;
@@ -171,7 +262,8 @@ int run(const config& cfg) {
     return 1;
   }
   transport::peer_service peer_svc(n, peers);
-  auto peer_listener = transport::peer_listener::start(to_strings(cfg.listen_peer_urls), peer_svc);
+  auto peer_listener =
+      transport::peer_listener::start(to_strings(cfg.listen_peer_urls), peer_svc, peer_serve);
   if (!peer_listener) {
     spdlog::error("cannot listen for peers: {}", peer_listener.error());
     return 1;
@@ -231,8 +323,10 @@ int run(const config& cfg) {
   http::router metrics_routes;
   http::install_metrics_endpoints(metrics_routes, health, counters, metrics_text);
 
+  v3rpc::listener_options lopts = listener_config(cfg);
+  lopts.client_tls = *client_tls;
   auto listener = v3rpc::client_listener::start(
-      listener_config(cfg),
+      lopts,
       [&](grpc::ServerBuilder& b) {
         std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
         icpt.push_back(v3rpc::grpc_stats_interceptor(grpc_stats));

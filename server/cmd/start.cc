@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include <grpc/support/log.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -115,6 +116,13 @@ int start(std::span<const std::string> args, const environment& env, std::ostrea
   logger->set_level(spdlog_level(loaded->cfg.level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(std::move(logger));
+  // gRPC core's own lines (refused TLS handshakes among them) into the same log and format.
+  gpr_set_log_function([](gpr_log_func_args* args) {
+    const auto level = args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::warn
+                       : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                                 : spdlog::level::debug;
+    spdlog::log(level, "grpc: {}", args->message);
+  });
   log_settings(*loaded);
   return run(loaded->cfg);
 }

@@ -42,7 +42,7 @@ struct request {
   std::string host;  // the Host header (or the authority of an absolute-form target)
   std::string body;
   bool keep_alive = true;      // the connection stays open after the answer
-  bool secure = false;         // arrived over TLS (always false until the security issue)
+  bool secure = false;         // arrived over TLS
   std::string remote_address;  // "ip:port" of the client, for logs
   // Query parameters in order, decoded as Go's url.ParseQuery does (pairs with a bad escape
   // are dropped, '+' is a space).

@@ -188,7 +188,7 @@ server::~server() {
   ::close(stop_fd_);
 }
 
-bool server::serve(int fd, std::string already_read, std::string remote_address) {
+bool server::serve(int fd, std::string already_read, std::string remote_address, bool secure) {
   std::lock_guard lock(mu_);
   reap_locked();
   if (stopped_ || connections_.size() >= options_.max_connections) {
@@ -206,10 +206,9 @@ bool server::serve(int fd, std::string already_read, std::string remote_address)
   c->fd = fd;
   connection* raw = c.get();
   try {
-    c->thread = std::thread(
-        [this, raw, bytes = std::move(already_read), remote = std::move(remote_address)]() mutable {
-          run(raw, std::move(bytes), remote);
-        });
+    c->thread =
+        std::thread([this, raw, bytes = std::move(already_read), remote = std::move(remote_address),
+                     secure]() mutable { run(raw, std::move(bytes), remote, secure); });
   } catch (const std::system_error& e) {
     spdlog::warn("http: no thread for a connection: {}", e.what());
     ::close(fd);
@@ -254,7 +253,7 @@ void server::stop() {
   for (auto& c : joining) c->thread.join();
 }
 
-void server::run(connection* c, std::string already_read, const std::string& remote) {
+void server::run(connection* c, std::string already_read, const std::string& remote, bool secure) {
   const int fd = c->fd;  // only this thread closes it, below
   request_reader reader(options_.request_limits);
   reader.feed(already_read);
@@ -293,6 +292,7 @@ void server::run(connection* c, std::string already_read, const std::string& rem
         request req = reader.take();
         request_deadline.reset();
         req.remote_address = remote;
+        req.secure = secure;
         response resp;
         try {
           resp = handler_(req);

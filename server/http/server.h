@@ -52,7 +52,9 @@ class server {
   // Serves one accepted connection on a thread of its own, taking ownership of `fd`.
   // `already_read`: bytes read from fd before (they come first). Returns false, having closed
   // fd, once stopped or when max_connections are open.
-  bool serve(int fd, std::string already_read, std::string remote_address = {});
+  // `secure`: the connection arrived over TLS (ended by tls::terminator), request.secure.
+  bool serve(int fd, std::string already_read, std::string remote_address = {},
+             bool secure = false);
   // Closes every connection (streams see their writer fail) and joins their threads. Further
   // serve() calls close their fd at once.
   void stop();
@@ -65,7 +67,7 @@ class server {
     bool done = false;  // guarded by mu_
   };
 
-  void run(connection* c, std::string already_read, const std::string& remote);
+  void run(connection* c, std::string already_read, const std::string& remote, bool secure);
   void reap_locked();  // joins finished connection threads; mu_ held
 
   handler handler_;

@@ -21,9 +21,15 @@ std::optional<base::errc> decode_errc(std::uint32_t wire) {
 }
 
 std::optional<std::string> dial_target(const std::string& peer_url) {
-  constexpr std::string_view http = "http://";
-  if (!peer_url.starts_with(http)) return std::nullopt;
-  std::string rest = peer_url.substr(http.size());
+  std::size_t skip = 0;
+  if (peer_url.starts_with("http://")) {
+    skip = 7;
+  } else if (peer_url.starts_with("https://")) {
+    skip = 8;
+  } else {
+    return std::nullopt;
+  }
+  std::string rest = peer_url.substr(skip);
   if (auto slash = rest.find('/'); slash != std::string::npos) rest.resize(slash);
   if (rest.empty()) return std::nullopt;
   return rest;
@@ -270,8 +276,12 @@ std::shared_ptr<grpc::Channel> peer_transport::channel_for(std::uint64_t id) {
   peer* p = it == peers_.end() ? nullptr : it->second.get();
   if (p != nullptr && p->channel && p->url == m->peer_urls.front()) return p->channel;
   auto target = dial_target(m->peer_urls.front());
-  if (!target) {
-    CAIRN_LOG(warn, "cannot dial peer URL (only http:// peer URLs are supported)",
+  const bool tls = m->peer_urls.front().starts_with("https://");
+  if (!target || (tls && !opts_.tls)) {
+    CAIRN_LOG(warn,
+              tls ? "cannot dial an https peer URL without --peer-cert-file/--peer-key-file or "
+                    "--peer-auto-tls"
+                  : "cannot dial peer URL (only http:// and https:// peer URLs are supported)",
               {"remote-peer-id", fmt::format("{:x}", id)}, {"url", m->peer_urls.front()});
     return nullptr;
   }
@@ -288,7 +298,8 @@ std::shared_ptr<grpc::Channel> peer_transport::channel_for(std::uint64_t id) {
   args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // Each peer its own connection (gRPC would otherwise share one between channels).
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto ch = grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
+  auto ch = grpc::CreateCustomChannel(*target, tls ? opts_.tls : grpc::InsecureChannelCredentials(),
+                                      args);
   if (p != nullptr) {
     p->channel = ch;
     p->url = m->peer_urls.front();
@@ -502,12 +513,18 @@ cairn::expected<void, base::errc> peer_transport::promote_on_leader(std::uint64_
 }
 
 cairn::expected<remote_cluster, std::string> fetch_cluster(
-    const std::vector<std::string>& peer_urls, std::chrono::milliseconds timeout) {
+    const std::vector<std::string>& peer_urls, std::chrono::milliseconds timeout,
+    std::shared_ptr<grpc::ChannelCredentials> tls) {
   std::string last = "no peer URLs to ask";
   for (const auto& u : peer_urls) {
     auto target = dial_target(u);
     if (!target) continue;
-    auto ch = grpc::CreateChannel(*target, grpc::InsecureChannelCredentials());
+    const bool https = u.starts_with("https://");
+    if (https && !tls) {
+      last = u + ": an https peer URL needs --peer-cert-file/--peer-key-file";
+      continue;
+    }
+    auto ch = grpc::CreateChannel(*target, https ? tls : grpc::InsecureChannelCredentials());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     raftpb::MembersResponse resp;
@@ -712,7 +729,8 @@ grpc::Status peer_service::Members(grpc::ServerContext*, const raftpb::MembersRe
 }
 
 cairn::expected<std::unique_ptr<peer_listener>, std::string> peer_listener::start(
-    const std::vector<std::string>& peer_urls, peer_service& svc) {
+    const std::vector<std::string>& peer_urls, peer_service& svc,
+    std::shared_ptr<grpc::ServerCredentials> tls) {
   auto l = std::unique_ptr<peer_listener>(new peer_listener());
   grpc::ServerBuilder b;
   std::vector<std::pair<std::string, std::unique_ptr<int>>> ports;
@@ -720,10 +738,17 @@ cairn::expected<std::unique_ptr<peer_listener>, std::string> peer_listener::star
     auto target = dial_target(u);
     if (!target) {
       return cairn::unexpected("cannot listen on peer URL " + u +
-                               " (only http:// peer URLs are supported)");
+                               " (only http:// and https:// peer URLs are supported)");
+    }
+    const bool https = u.starts_with("https://");
+    if (https && !tls) {
+      // etcd's words (transport.NewListener with an empty TLSInfo).
+      return cairn::unexpected("cannot listen on TLS for " + *target +
+                               ": KeyFile and CertFile are not presented");
     }
     ports.emplace_back(*target, std::make_unique<int>(0));
-    b.AddListeningPort(*target, grpc::InsecureServerCredentials(), ports.back().second.get());
+    b.AddListeningPort(*target, https ? tls : grpc::InsecureServerCredentials(),
+                       ports.back().second.get());
   }
   b.SetMaxReceiveMessageSize(-1);
   b.SetMaxSendMessageSize(-1);

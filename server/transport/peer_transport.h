@@ -58,8 +58,7 @@ std::vector<double> round_trip_bounds();
 std::uint32_t encode_errc(base::errc e);
 std::optional<base::errc> decode_errc(std::uint32_t wire);
 
-// "http://host:port" → "host:port" for gRPC; nullopt for what we cannot dial yet (https: peer
-// TLS is the security issue's).
+// "http://host:port" or "https://host:port" → "host:port" for gRPC; nullopt for other schemes.
 std::optional<std::string> dial_target(const std::string& peer_url);
 
 struct transport_options {
@@ -71,6 +70,9 @@ struct transport_options {
   std::size_t snapshot_chunk = 1 << 20;
   // How often each peer is probed for the round-trip metric (etcd: every 4 s).
   std::chrono::milliseconds probe_interval{4000};
+  // Credentials for https peer URLs (tls::grpc_channel_credentials); null: https peers are not
+  // dialed.
+  std::shared_ptr<grpc::ChannelCredentials> tls;
 };
 
 class peer_transport final : public etcdserver::transport {
@@ -162,13 +164,16 @@ struct remote_cluster {
   std::vector<etcdserver::member> members;
 };
 cairn::expected<remote_cluster, std::string> fetch_cluster(
-    const std::vector<std::string>& peer_urls, std::chrono::milliseconds timeout);
+    const std::vector<std::string>& peer_urls, std::chrono::milliseconds timeout,
+    std::shared_ptr<grpc::ChannelCredentials> tls = nullptr);
 
-// Listens on the peer URLs ("http://host:port") and serves `svc`.
+// Listens on the peer URLs ("http://host:port", "https://host:port" with `tls`) and serves
+// `svc`.
 class peer_listener {
  public:
   static cairn::expected<std::unique_ptr<peer_listener>, std::string> start(
-      const std::vector<std::string>& peer_urls, peer_service& svc);
+      const std::vector<std::string>& peer_urls, peer_service& svc,
+      std::shared_ptr<grpc::ServerCredentials> tls = nullptr);
   ~peer_listener();
   void stop();
   const std::vector<std::string>& addresses() const { return addresses_; }

@@ -65,13 +65,19 @@ struct bound_socket {
   std::string address;
 };
 
-cairn::expected<bound_socket, std::string> listen_on(const listen_url& url, bool reuse_port) {
+cairn::expected<bound_socket, std::string> listen_on(const listen_url& url, bool reuse_port,
+                                                     bool have_tls) {
   const std::string where = url.to_string();
-  if (url.scheme == "https" || url.scheme == "unixs") {
-    return cairn::unexpected("listen " + where + ": TLS client URLs are not supported yet");
+  if (url.scheme == "https" && !have_tls) {
+    // etcd's words when a client URL is https and no certificate was given.
+    return cairn::unexpected(
+        "TLS key/cert (--cert-file, --key-file) must be provided for client "
+        "url " +
+        where + " with HTTPS scheme");
   }
-  if (url.scheme != "http") {
-    return cairn::unexpected("listen " + where + ": only http:// client URLs are supported yet");
+  if (url.scheme != "http" && url.scheme != "https") {
+    return cairn::unexpected("listen " + where +
+                             ": only http:// and https:// client URLs are supported");
   }
   sockaddr_storage addr{};
   socklen_t addr_len = 0;
@@ -231,9 +237,9 @@ cairn::expected<std::unique_ptr<client_listener>, std::string> client_listener::
 
   auto bind_all = [&](const std::vector<listen_url>& urls, kind role) -> std::string {
     for (const listen_url& url : urls) {
-      auto bound = listen_on(url, options.reuse_port);
+      auto bound = listen_on(url, options.reuse_port, options.client_tls.has_value());
       if (!bound) return bound.error();
-      self->sockets_.push_back({bound->fd, role, bound->address});
+      self->sockets_.push_back({bound->fd, role, bound->address, url.scheme == "https"});
     }
     return {};
   };
@@ -263,10 +269,18 @@ cairn::expected<std::unique_ptr<client_listener>, std::string> client_listener::
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, clamp_ms(options.keepalive_interval));
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, clamp_ms(options.keepalive_timeout));
   }
-  // TLS seam: an acceptor with TLS server credentials for connections whose ALPN says h2.
   self->acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
       grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
       grpc::InsecureServerCredentials());
+  if (options.client_tls) {
+    // gRPC does the handshake of connections whose ClientHello asks for h2 only; the rest of
+    // TLS (HTTP/1.1) ends in the terminator.
+    self->tls_acceptor_ = builder.experimental().AddExternalConnectionAcceptor(
+        grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+        tls::grpc_server_credentials(*options.client_tls));
+    self->http_tls_ = std::make_unique<tls::http_context>(*options.client_tls);
+    self->terminator_ = std::make_unique<tls::terminator>();
+  }
   if (register_services) register_services(builder);
   self->fallback_ = std::make_unique<unknown_service>();
   builder.RegisterCallbackGenericService(self->fallback_.get());
@@ -283,7 +297,7 @@ cairn::expected<std::unique_ptr<client_listener>, std::string> client_listener::
   client_listener* raw = self.get();
   self->accept_thread_ = std::thread([raw] { raw->accept_loop(); });
   for (const socket_info& s : self->sockets_) {
-    spdlog::info("serving {} on {}",
+    spdlog::info("serving {}{} on {}", s.secure ? "TLS " : "",
                  s.role == kind::metrics       ? "metrics and probes"
                  : s.role == kind::client_http ? "client HTTP"
                  : self->client_serves_http_   ? "client gRPC and HTTP"
@@ -303,6 +317,7 @@ void client_listener::stop(std::chrono::milliseconds grace) {
     [[maybe_unused]] const ssize_t n = ::write(stop_fd_, &one, sizeof one);
   }
   if (accept_thread_.joinable()) accept_thread_.join();  // closes the listening sockets
+  if (terminator_) terminator_->stop();
   if (client_http_) client_http_->stop();
   if (metrics_http_) metrics_http_->stop();
   if (grpc_) {
@@ -403,6 +418,12 @@ void client_listener::accept_from(const socket_info& s, std::vector<pending>& sn
     }
     set_no_delay(fd);
     std::string remote = format_address(peer);
+    if (s.secure && s.role != kind::client) {
+      // HTTP only on these: TLS ends here at once.
+      http::server& to = s.role == kind::metrics ? *metrics_http_ : *client_http_;
+      serve_tls_http(to, fd, {}, std::move(remote));
+      continue;
+    }
     switch (s.role) {
       case kind::client_http:
         client_http_->serve(fd, {}, std::move(remote));
@@ -415,8 +436,8 @@ void client_listener::accept_from(const socket_info& s, std::vector<pending>& sn
           ::close(fd);
           break;
         }
-        sniffing.push_back(
-            {fd, s.fd, std::string(), std::move(remote), steady::now() + options_.sniff_timeout});
+        sniffing.push_back({fd, s.fd, std::string(), std::move(remote),
+                            steady::now() + options_.sniff_timeout, s.secure});
         break;
     }
   }
@@ -431,6 +452,7 @@ bool client_listener::advance_sniff(pending& p) {
     return false;
   }
   p.bytes.append(buf.data(), static_cast<std::size_t>(n));
+  if (p.secure) return advance_tls_sniff(p);
   switch (sniff(p.bytes)) {
     case sniffed::undecided:
       return true;
@@ -458,6 +480,50 @@ bool client_listener::advance_sniff(pending& p) {
       return false;
   }
   return false;
+}
+
+bool client_listener::advance_tls_sniff(pending& p) {
+  const tls::client_hello hello = tls::parse_client_hello(p.bytes);
+  switch (hello.status) {
+    case tls::client_hello::state::need_more:
+      if (p.bytes.size() <= 64 * 1024) return true;
+      ::close(p.fd);
+      return false;
+    case tls::client_hello::state::not_tls:
+      // Plain HTTP or gRPC to a TLS port: closed without a word, as etcd's TLS listener does.
+      ::close(p.fd);
+      return false;
+    case tls::client_hello::state::ok:
+      break;
+  }
+  if (hello.wants_grpc()) {
+    if (options_.client_tls->min_version == tls::version::tls13 && !hello.offers_tls13) {
+      const std::string_view alert = tls::protocol_version_alert();
+      [[maybe_unused]] const ssize_t w = ::send(p.fd, alert.data(), alert.size(), MSG_NOSIGNAL);
+      ::close(p.fd);
+      return false;
+    }
+    grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters params;
+    params.listener_fd = p.listener_fd;
+    params.fd = p.fd;
+    grpc::Slice data(p.bytes.data(), p.bytes.size());
+    params.read_buffer = grpc::ByteBuffer(&data, 1);
+    tls_acceptor_->HandleNewConnection(&params);
+    return false;
+  }
+  if (!client_serves_http_) {
+    ::close(p.fd);  // HTTP lives on --listen-client-http-urls
+    return false;
+  }
+  serve_tls_http(*client_http_, p.fd, std::move(p.bytes), std::move(p.remote));
+  return false;
+}
+
+void client_listener::serve_tls_http(http::server& to, int fd, std::string first,
+                                     std::string remote) {
+  const int plain = terminator_->start(fd, std::move(first), http_tls_->get(), *options_.client_tls,
+                                       options_.sniff_timeout, remote);
+  if (plain >= 0) to.serve(plain, {}, std::move(remote), true);
 }
 
 }  // namespace cairn::v3rpc

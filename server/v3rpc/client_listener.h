@@ -15,10 +15,14 @@
 // The standard grpc.health.v1.Health service is registered (gRPC's default implementation,
 // the empty service name SERVING), as etcd registers grpc-go's.
 //
-// TLS (https/unixs URLs) is refused for now. The seam: sniffing would first parse the TLS
-// ClientHello; ALPN "h2" hands the raw connection and bytes to an acceptor built with TLS
-// server credentials (gRPC does the handshake), anything else is terminated by us and fed to
-// the HTTP server with request.secure set.
+// TLS (https URLs, with listener_options::client_tls): sniffing parses the ClientHello instead.
+// ALPN offering h2 and not http/1.1 (gRPC clients) hands the raw connection and the bytes read
+// to a second acceptor built with gRPC's TLS server credentials (gRPC does the handshake);
+// anything else (curl offers both; no ALPN is HTTP/1.1) ends in tls::terminator and reaches
+// the HTTP server as a plaintext socket with request.secure set. Anything but TLS on a TLS port
+// is closed without a word (etcd's own TLS listener does that). https client-HTTP and metrics
+// URLs are TLS-terminated at accept. As etcd 3.4, an https URL without a certificate is an
+// error at start, and a certificate given with only http URLs is not used.
 //
 // Thread-safety: start() and stop() from one thread; one internal thread accepts and sniffs
 // for every listening socket (non-blocking, so a silent client delays nobody); HTTP
@@ -31,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -39,11 +44,13 @@
 #include "base/expected.h"
 #include "http/message.h"
 #include "http/server.h"
+#include "tls/terminator.h"
+#include "tls/tls.h"
 
 namespace cairn::v3rpc {
 
 struct listen_url {
-  std::string scheme = "http";  // only "http" for now (plain TCP)
+  std::string scheme = "http";  // "http" (plain TCP) or "https" (TLS, needs client_tls)
   std::string host;             // name or IP literal; "", "0.0.0.0" or "::": every address
   std::uint16_t port = 0;       // 0: a free port, see the *_addresses() accessors
   std::string to_string() const;
@@ -68,6 +75,8 @@ struct listener_options {
   // Connections still being sniffed; more are closed at once.
   std::size_t max_sniffing = 1024;
   http::server_options http;
+  // The certificate and checks for https URLs (--cert-file, --key-file, ...); nullopt: none.
+  std::optional<tls::tls_info> client_tls;
 };
 
 // What a client URL connection's first bytes say.
@@ -110,6 +119,7 @@ class client_listener {
     int fd = -1;
     kind role = kind::client;
     std::string address;
+    bool secure = false;  // an https URL
   };
   struct pending {
     int fd = -1;
@@ -117,6 +127,7 @@ class client_listener {
     std::string bytes;
     std::string remote;
     std::chrono::steady_clock::time_point deadline;
+    bool secure = false;
   };
 
   client_listener() = default;
@@ -124,6 +135,9 @@ class client_listener {
   void accept_from(const socket_info& s, std::vector<pending>& sniffing);
   // Reads what `p` has sent; false once it has been handed off or closed.
   bool advance_sniff(pending& p);
+  bool advance_tls_sniff(pending& p);
+  // TLS ended by the terminator, the plaintext side served by `to`.
+  void serve_tls_http(http::server& to, int fd, std::string first, std::string remote);
   std::vector<std::string> addresses(kind role) const;
 
   listener_options options_;
@@ -134,6 +148,9 @@ class client_listener {
   std::vector<socket_info> sockets_;
   std::unique_ptr<grpc::Server> grpc_;
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor_;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> tls_acceptor_;
+  std::unique_ptr<tls::http_context> http_tls_;
+  std::unique_ptr<tls::terminator> terminator_;
   std::unique_ptr<http::server> client_http_;
   std::unique_ptr<http::server> metrics_http_;
   int stop_fd_ = -1;

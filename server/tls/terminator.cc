@@ -1,0 +1,271 @@
+#include "tls/terminator.h"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cerrno>
+#include <climits>
+
+namespace cairn::tls {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+// One TLS session over a non-blocking socket, with memory BIOs so that the bytes the listener
+// already read go first.
+class session_io {
+ public:
+  session_io(int net, SSL_CTX* ctx, int stop_fd) : net_(net), stop_fd_(stop_fd) {
+    ssl_ = SSL_new(ctx);
+    if (ssl_ == nullptr) return;
+    in_ = BIO_new(BIO_s_mem());
+    out_ = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl_, in_, out_);  // the SSL owns both
+    SSL_set_accept_state(ssl_);
+  }
+  ~session_io() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+  }
+  bool ok() const { return ssl_ != nullptr; }
+  SSL* ssl() { return ssl_; }
+  void feed(std::string_view bytes) {
+    if (!bytes.empty()) BIO_write(in_, bytes.data(), static_cast<int>(bytes.size()));
+  }
+
+  // Sends what OpenSSL produced. False if the socket broke or stop() ran.
+  bool flush() {
+    std::array<char, 16384> buf{};
+    while (BIO_ctrl_pending(out_) > 0) {
+      const int n = BIO_read(out_, buf.data(), static_cast<int>(buf.size()));
+      if (n <= 0) break;
+      if (!send_all(std::string_view(buf.data(), static_cast<std::size_t>(n)))) return false;
+    }
+    return true;
+  }
+
+  // Reads from the socket into OpenSSL. False on EOF, error or stop; waits at most until
+  // `deadline` (max(): no deadline).
+  bool receive(steady::time_point deadline) {
+    while (true) {
+      const int wait = wait_ms(deadline);
+      if (wait == 0) return false;
+      pollfd fds[2] = {{net_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      const int r = ::poll(fds, 2, wait);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0 || fds[1].revents != 0) return false;
+      std::array<char, 16384> buf{};
+      const ssize_t n = ::recv(net_, buf.data(), buf.size(), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) return false;
+      feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      return true;
+    }
+  }
+
+ private:
+  static int wait_ms(steady::time_point deadline) {
+    if (deadline == steady::time_point::max()) return -1;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
+    if (left <= 0) return 0;
+    return static_cast<int>(std::min<long long>(left, INT_MAX));
+  }
+  bool send_all(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(net_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        data.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd fds[2] = {{net_, POLLOUT, 0}, {stop_fd_, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0 && errno != EINTR) return false;
+        if (fds[1].revents != 0) return false;
+        continue;
+      }
+      return false;
+    }
+    return true;
+  }
+
+  int net_;
+  int stop_fd_;
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;
+  BIO* out_ = nullptr;
+};
+
+bool write_plain(int app, std::string_view data, int stop_fd) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(app, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd fds[2] = {{app, POLLOUT, 0}, {stop_fd, POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0 && errno != EINTR) return false;
+      if (fds[1].revents != 0) return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+// Decrypted bytes waiting in OpenSSL → the app. False once the TLS session ended.
+bool drain_plain(session_io& io, int app, int stop_fd) {
+  std::array<char, 16384> buf{};
+  while (true) {
+    const int n = SSL_read(io.ssl(), buf.data(), static_cast<int>(buf.size()));
+    if (n > 0) {
+      if (!write_plain(app, std::string_view(buf.data(), static_cast<std::size_t>(n)), stop_fd)) {
+        return false;
+      }
+      continue;
+    }
+    const int err = SSL_get_error(io.ssl(), n);
+    ERR_clear_error();
+    return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
+  }
+}
+
+void run_session(int net, int app, std::string first, std::shared_ptr<SSL_CTX> ctx, tls_info info,
+                 steady::time_point deadline, std::string remote, int stop_fd) {
+  session_io io(net, ctx.get(), stop_fd);
+  bool up = io.ok();
+  io.feed(first);
+  while (up) {
+    const int r = SSL_do_handshake(io.ssl());
+    if (!io.flush()) {
+      up = false;
+      break;
+    }
+    if (r == 1) break;
+    const int err = SSL_get_error(io.ssl(), r);
+    if (err == SSL_ERROR_WANT_READ) {
+      if (!io.receive(deadline)) up = false;
+      continue;
+    }
+    std::array<char, 256> why{};
+    ERR_error_string_n(ERR_get_error(), why.data(), why.size());
+    ERR_clear_error();
+    // Go's server logs these at debug level only ("http: TLS handshake error from ...").
+    spdlog::debug("TLS handshake error from {}: {}", remote, why.data());
+    up = false;
+  }
+  if (up) {
+    if (X509* peer = SSL_get0_peer_certificate(io.ssl())) {
+      if (std::string reason = check_certificate(info, peer); !reason.empty()) {
+        spdlog::warn("rejected connection from {}: {}", remote, reason);
+        up = false;
+      }
+    }
+  }
+  if (up) up = drain_plain(io, app, stop_fd);  // application data sent with the Finished
+  bool app_open = true;
+  while (up) {
+    pollfd fds[3] = {{net, POLLIN, 0}, {app_open ? app : -1, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    const int r = ::poll(fds, 3, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || fds[2].revents != 0) break;
+    if (fds[0].revents != 0) {
+      std::array<char, 16384> buf{};
+      const ssize_t n = ::recv(net, buf.data(), buf.size(), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) break;
+      io.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+      if (!drain_plain(io, app, stop_fd) || !io.flush()) break;
+    }
+    if (app_open && fds[1].revents != 0) {
+      std::array<char, 16384> buf{};
+      const ssize_t n = ::recv(app, buf.data(), buf.size(), 0);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (n <= 0) {
+        // The HTTP server closed: say close_notify and end.
+        SSL_shutdown(io.ssl());
+        io.flush();
+        break;
+      }
+      if (SSL_write(io.ssl(), buf.data(), static_cast<int>(n)) <= 0 || !io.flush()) break;
+    }
+  }
+  ::close(app);
+  ::close(net);
+}
+
+}  // namespace
+
+terminator::terminator() : stop_fd_(::eventfd(0, EFD_CLOEXEC)) {}
+
+terminator::~terminator() {
+  stop();
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+}
+
+int terminator::start(int net_fd, std::string already_read, std::shared_ptr<SSL_CTX> ctx,
+                      const tls_info& info, std::chrono::milliseconds handshake_timeout,
+                      std::string remote) {
+  std::lock_guard lock(mu_);
+  reap_locked();
+  int pair[2] = {-1, -1};
+  if (stopped_ || !ctx ||
+      ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    ::close(net_fd);
+    return -1;
+  }
+  // The HTTP server's end blocks on writes as a socket would.
+  ::fcntl(pair[1], F_SETFL, ::fcntl(pair[1], F_GETFL) & ~O_NONBLOCK);
+  auto s = std::make_unique<session>();
+  session* raw = s.get();
+  const auto deadline = steady::now() + handshake_timeout;
+  s->thread =
+      std::thread([this, raw, net_fd, app = pair[0], first = std::move(already_read),
+                   ctx = std::move(ctx), info, deadline, remote = std::move(remote)]() mutable {
+        run_session(net_fd, app, std::move(first), std::move(ctx), std::move(info), deadline,
+                    std::move(remote), stop_fd_);
+        std::lock_guard l(mu_);
+        raw->done = true;
+      });
+  sessions_.push_back(std::move(s));
+  return pair[1];
+}
+
+void terminator::stop() {
+  std::list<std::unique_ptr<session>> all;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(stop_fd_, &one, sizeof one);
+    all.swap(sessions_);
+  }
+  for (auto& s : all) {
+    if (s->thread.joinable()) s->thread.join();
+  }
+}
+
+void terminator::reap_locked() {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if ((*it)->done) {
+      (*it)->thread.join();
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace cairn::tls
