@@ -2,6 +2,8 @@
 // u32 length then its bytes; a bool is one byte 0/1; enums are one byte.
 //
 //   request      := u8 version (= 1) | u64 id | u8 kind | body
+//                 | u8 version (= 2) | u64 id | user | u64 auth_revision | u8 kind | body
+//                   (version 2 when the request carries a user; version 1 otherwise)
 //   kind 1 put   := key | value | i64 lease | bool prev_kv | bool ignore_value | bool ignore_lease
 //   kind 2 del   := key | range_end | bool prev_kv
 //   kind 3 txn   := u32 n | n × compare | u32 n | n × op (success) | u32 n | n × op (failure)
@@ -16,6 +18,8 @@
 //   kind 7 lease revoke     := i64 id
 //   kind 8 lease checkpoint := u32 n | n × (i64 id | i64 remaining_ttl)
 //   kind 9 member attributes := u64 member_id | name | u32 n | n × client url
+//   kind 10 auth := u8 op | name | role | secret | bool no_password | u8 perm_type | key |
+//                   range_end
 //   (kinds 6-9 were added without a version change: entries written before them decode as
 //   before, and an older build refuses the new kinds instead of misreading them)
 //
@@ -280,8 +284,13 @@ bool ops_write(const std::vector<mvcc::request_op>& ops) {
 
 std::string encode_request(const request& r) {
   writer w;
-  w.u8(format_version);
+  const bool header = !r.user.empty() || r.auth_revision != 0;
+  w.u8(header ? format_version + 1 : format_version);
   w.u64(r.id);
+  if (header) {
+    w.str(r.user);
+    w.u64(r.auth_revision);
+  }
   w.u8(static_cast<std::uint8_t>(r.op.index() + 1));
   std::visit(
       [&](const auto& v) {
@@ -310,6 +319,15 @@ std::string encode_request(const request& r) {
             w.i64(c.id);
             w.i64(c.remaining_ttl);
           }
+        } else if constexpr (std::is_same_v<T, auth_request>) {
+          w.u8(static_cast<std::uint8_t>(v.op));
+          w.str(v.name);
+          w.str(v.role);
+          w.str(v.secret);
+          w.b(v.no_password);
+          w.u8(v.perm_type);
+          w.str(v.key);
+          w.str(v.range_end);
         } else {
           static_assert(std::is_same_v<T, member_attributes_request>);
           w.u64(v.member_id);
@@ -324,9 +342,14 @@ std::string encode_request(const request& r) {
 
 std::optional<request> decode_request(std::string_view bytes) {
   reader r(bytes);
-  if (r.u8() != format_version) return std::nullopt;
+  const std::uint8_t version = r.u8();
+  if (version != format_version && version != format_version + 1) return std::nullopt;
   request q;
   q.id = r.u64();
+  if (version == format_version + 1) {
+    q.user = r.str();
+    q.auth_revision = r.u64();
+  }
   switch (r.u8()) {
     case 1:
       q.op = get_put(r);
@@ -381,6 +404,20 @@ std::optional<request> decode_request(std::string_view bytes) {
       auto n = r.u32();
       for (std::uint32_t i = 0; i < n && r.ok(); ++i) m.client_urls.push_back(r.str());
       q.op = std::move(m);
+      break;
+    }
+    case 10: {
+      auth_request a;
+      a.op = r.en<auth_op>(static_cast<std::uint8_t>(auth_op::authenticate));
+      a.name = r.str();
+      a.role = r.str();
+      a.secret = r.str();
+      a.no_password = r.b();
+      a.perm_type = r.u8();
+      if (a.perm_type > 2) return std::nullopt;
+      a.key = r.str();
+      a.range_end = r.str();
+      q.op = std::move(a);
       break;
     }
     default:

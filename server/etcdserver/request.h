@@ -77,13 +77,45 @@ struct member_attributes_request {
                          const member_attributes_request&) = default;
 };
 
+// etcd's auth requests (InternalRaftRequest's Auth* fields and InternalAuthenticateRequest).
+// Passwords arrive as bcrypt hashes (hashed by the API layer), never in clear.
+enum class auth_op : std::uint8_t {
+  enable,
+  disable,
+  user_add,                // name, secret = hash, no_password
+  user_delete,             // name
+  user_change_password,    // name, secret = hash
+  user_grant_role,         // name, role
+  user_revoke_role,        // name, role
+  role_add,                // name
+  role_delete,             // name
+  role_grant_permission,   // name, perm_type, key, range_end
+  role_revoke_permission,  // name, key, range_end
+  authenticate,            // name, secret = the token to assign
+};
+struct auth_request {
+  auth_op op = auth_op::enable;
+  std::string name;
+  std::string role;
+  std::string secret;
+  bool no_password = false;
+  std::uint8_t perm_type = 0;  // authpb.Permission.Type
+  std::string key;
+  std::string range_end;
+  friend bool operator==(const auth_request&, const auth_request&) = default;
+};
+
 struct request {
   std::uint64_t id = 0;
   // New kinds go at the end: the kind byte on disk is the alternative's position + 1.
   std::variant<mvcc::put_request, mvcc::delete_range_request, mvcc::txn_request, compact_request,
                alarm_request, lease_grant_request, lease_revoke_request, lease_checkpoint_request,
-               member_attributes_request>
+               member_attributes_request, auth_request>
       op;
+  // Who asked (etcd's RequestHeader.Username / AuthRevision): the apply checks permissions as
+  // this user at this auth revision. 0: an internal request, never checked.
+  std::string user;
+  std::uint64_t auth_revision = 0;
   friend bool operator==(const request&, const request&) = default;
 };
 

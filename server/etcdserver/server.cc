@@ -42,11 +42,21 @@ struct lease_revoked {
   std::int64_t revision = 0;
 };
 struct lease_checkpointed {};
+struct auth_applied {
+  std::string token;  // authenticate only
+};
 
 using apply_value =
     std::variant<mvcc::put_response, mvcc::delete_range_response, mvcc::txn_response,
                  compact_response, std::vector<alarm_member>, lease_grant_result, lease_revoked,
-                 lease_checkpointed, std::vector<member>>;
+                 lease_checkpointed, std::vector<member>, auth_applied>;
+
+// A request as `who` asked it: the header the apply checks permissions with.
+request as_user(request r, const auth::auth_info& who) {
+  r.user = who.user;
+  r.auth_revision = who.revision;
+  return r;
+}
 
 struct server::apply_result {
   cairn::expected<apply_value, base::errc> value;
@@ -406,6 +416,7 @@ cairn::expected<void, server_error> server::open() {
   lessor_->recover();
   restore_lease_keys();
   store_->set_lease_hook(lessor_.get());
+  auth_ = std::make_unique<auth::store>(*backend_, cfg_.auth);
   // Server-chosen lease ids: the low 16 bits of the member id, then milliseconds since the epoch
   // shifted past an 8-bit counter, so ids differ across members and restarts.
   lease_counter_ =
@@ -694,46 +705,54 @@ cairn::expected<void, base::errc> server::check_quota(std::int64_t cost) {
   return cairn::unexpected(base::errc::no_space);
 }
 
-cairn::expected<mvcc::put_response, base::errc> server::put(const mvcc::put_request& r) {
+cairn::expected<mvcc::put_response, base::errc> server::put(const mvcc::put_request& r,
+                                                            const auth::auth_info& who) {
   if (auto q = check_quota(quota_cost(r)); !q) return cairn::unexpected(q.error());
-  auto res = propose({0, r});
+  auto res = propose(as_user({0, r}, who));
   if (!res) return cairn::unexpected(res.error());
   return take<mvcc::put_response>(std::move(res->value));
 }
 
-void server::put_async(const mvcc::put_request& r, callback<mvcc::put_response> done) {
+void server::put_async(const mvcc::put_request& r, callback<mvcc::put_response> done,
+                       const auth::auth_info& who) {
   if (auto q = check_quota(quota_cost(r)); !q) return done(cairn::unexpected(q.error()));
-  propose_async({0, r}, [done = std::move(done)](apply_result res) {
+  propose_async(as_user({0, r}, who), [done = std::move(done)](apply_result res) {
     done(take<mvcc::put_response>(std::move(res.value)));
   });
 }
 
 void server::delete_range_async(const mvcc::delete_range_request& r,
-                                callback<mvcc::delete_range_response> done) {
-  propose_async({0, r}, [done = std::move(done)](apply_result res) {
+                                callback<mvcc::delete_range_response> done,
+                                const auth::auth_info& who) {
+  propose_async(as_user({0, r}, who), [done = std::move(done)](apply_result res) {
     done(take<mvcc::delete_range_response>(std::move(res.value)));
   });
 }
 
-void server::txn_async(const mvcc::txn_request& r, callback<mvcc::txn_response> done) {
+void server::txn_async(const mvcc::txn_request& r, callback<mvcc::txn_response> done,
+                       const auth::auth_info& who) {
   if (mvcc::is_read_only(r)) std::abort();  // callers read those through txn()
   if (auto q = check_quota(quota_cost(r)); !q) return done(cairn::unexpected(q.error()));
-  propose_async({0, r}, [done = std::move(done)](apply_result res) {
+  propose_async(as_user({0, r}, who), [done = std::move(done)](apply_result res) {
     done(take<mvcc::txn_response>(std::move(res.value)));
   });
 }
 
 cairn::expected<mvcc::delete_range_response, base::errc> server::delete_range(
-    const mvcc::delete_range_request& r) {
-  auto res = propose({0, r});
+    const mvcc::delete_range_request& r, const auth::auth_info& who) {
+  auto res = propose(as_user({0, r}, who));
   if (!res) return cairn::unexpected(res.error());
   return take<mvcc::delete_range_response>(std::move(res->value));
 }
 
 cairn::expected<mvcc::txn_response, base::errc> server::txn(const mvcc::txn_request& r,
-                                                            bool serializable) {
+                                                            bool serializable,
+                                                            const auth::auth_info& who) {
 #ifndef CAIRN_PLANTED_BUG_READ_TXN_THROUGH_RAFT
   if (mvcc::is_read_only(r)) {
+    if (who.revision != 0) {
+      if (auto ok = check_txn_auth(*auth_, who, r); !ok) return cairn::unexpected(ok.error());
+    }
     // etcd's path for a txn without writes: the linearizable-read wait, then the store.
     if (!serializable) {
       if (auto ok = wait_read_index(); !ok) return cairn::unexpected(ok.error());
@@ -746,7 +765,7 @@ cairn::expected<mvcc::txn_response, base::errc> server::txn(const mvcc::txn_requ
   (void)serializable;
 #endif
   if (auto q = check_quota(quota_cost(r)); !q) return cairn::unexpected(q.error());
-  auto res = propose({0, r});
+  auto res = propose(as_user({0, r}, who));
   if (!res) return cairn::unexpected(res.error());
   return take<mvcc::txn_response>(std::move(res->value));
 }
@@ -779,8 +798,9 @@ cairn::expected<lease_grant_result, base::errc> server::lease_grant(std::int64_t
   return take<lease_grant_result>(std::move(res->value));
 }
 
-cairn::expected<std::int64_t, base::errc> server::lease_revoke(std::int64_t id) {
-  auto res = propose({0, lease_revoke_request{id}});
+cairn::expected<std::int64_t, base::errc> server::lease_revoke(std::int64_t id,
+                                                               const auth::auth_info& who) {
+  auto res = propose(as_user({0, lease_revoke_request{id}}, who));
   if (!res) return cairn::unexpected(res.error());
   auto r = take<lease_revoked>(std::move(res->value));
   if (!r) return cairn::unexpected(r.error());
@@ -1061,7 +1081,13 @@ void server::release_applied_waiters() {
 }
 
 cairn::expected<mvcc::range_response, base::errc> server::range(const mvcc::range_request& r,
-                                                                bool serializable) {
+                                                                bool serializable,
+                                                                const auth::auth_info& who) {
+  if (who.revision != 0) {
+    if (auto ok = auth_->check(who, r.key, r.range_end, auth::perm_type::read); !ok) {
+      return cairn::unexpected(ok.error());
+    }
+  }
   if (!serializable) {
     if (auto ok = wait_read_index(); !ok) return cairn::unexpected(ok.error());
   }
@@ -1951,6 +1977,7 @@ void server::install_snapshot(const raftpb::Snapshot& snap) {
 #endif
   lessor_->recover();
   restore_lease_keys();
+  auth_->recover();
   members_.load(*backend_);
   load_alarms();
   {
@@ -2088,6 +2115,8 @@ server::apply_result server::apply_request(const request& r) {
       corrupt = corrupt || a.alarm == alarm_type::corrupt;
     }
   }
+  if (auto ok = check_apply_auth(r); !ok) return {cairn::unexpected(ok.error())};
+  if (const auto* a = std::get_if<auth_request>(&r.op)) return apply_auth(r, *a);
   const bool write = std::visit(
       [](const auto& op) {
         using T = std::decay_t<decltype(op)>;
@@ -2161,6 +2190,8 @@ server::apply_result server::apply_request(const request& r) {
           compaction_started_ = std::chrono::steady_clock::now();
           if (op.physical) store_->finish_compaction();
           return {apply_value(compact_response{store_->rev()})};
+        } else if constexpr (std::is_same_v<T, auth_request>) {
+          return {cairn::unexpected(base::errc::invalid_auth_mgmt)};  // apply_auth took it
         } else if constexpr (std::is_same_v<T, member_attributes_request>) {
           auto m = members_.get(op.member_id);
           if (m) {
@@ -2208,6 +2239,119 @@ server::apply_result server::apply_request(const request& r) {
         }
       },
       r.op);
+}
+
+cairn::expected<void, base::errc> check_txn_auth(const auth::store& st, const auth::auth_info& who,
+                                                 const mvcc::txn_request& t) {
+  using auth::perm_type;
+  for (const auto& c : t.compares) {
+    if (auto ok = st.check(who, c.key, c.range_end, perm_type::read); !ok) return ok;
+  }
+  for (const auto* branch : {&t.success, &t.failure}) {
+    for (const auto& op : *branch) {
+      cairn::expected<void, base::errc> ok;
+      if (const auto* q = std::get_if<mvcc::range_request>(&op.op)) {
+        ok = st.check(who, q->key, q->range_end, perm_type::read);
+      } else if (const auto* p = std::get_if<mvcc::put_request>(&op.op)) {
+        ok = st.check(who, p->key, "", perm_type::write);
+        if (ok && p->prev_kv) ok = st.check(who, p->key, "", perm_type::read);
+      } else if (const auto* d = std::get_if<mvcc::delete_range_request>(&op.op)) {
+        ok = st.check(who, d->key, d->range_end, perm_type::write);
+        if (ok && d->prev_kv) ok = st.check(who, d->key, d->range_end, perm_type::read);
+      } else if (const auto* n = std::get_if<mvcc::box<mvcc::txn_request>>(&op.op)) {
+        // etcd 3.4 does not look into nested txns; their ops need rights all the same.
+        ok = check_txn_auth(st, who, **n);
+      }
+      if (!ok) return ok;
+    }
+  }
+  return {};
+}
+
+cairn::expected<void, base::errc> server::check_apply_auth(const request& r) const {
+  if (r.auth_revision == 0 || !auth_->enabled()) return {};
+  const auth::auth_info who{r.user, r.auth_revision};
+  using auth::perm_type;
+  // Every key on a lease must be writable to attach to it or revoke it (checkLeasePuts).
+  auto lease_keys = [&](std::int64_t id) -> cairn::expected<void, base::errc> {
+    if (id == 0) return {};
+    for (const auto& k : lessor_->keys(lease::lease_id{id})) {
+      if (auto ok = auth_->check(who, k, "", perm_type::write); !ok) return ok;
+    }
+    return {};
+  };
+  if (const auto* p = std::get_if<mvcc::put_request>(&r.op)) {
+    if (auto ok = auth_->check(who, p->key, "", perm_type::write); !ok) return ok;
+    if (auto ok = lease_keys(p->lease); !ok) return ok;
+    if (p->prev_kv) return auth_->check(who, p->key, "", perm_type::read);
+  } else if (const auto* d = std::get_if<mvcc::delete_range_request>(&r.op)) {
+    if (auto ok = auth_->check(who, d->key, d->range_end, perm_type::write); !ok) return ok;
+    if (d->prev_kv) return auth_->check(who, d->key, d->range_end, perm_type::read);
+  } else if (const auto* t = std::get_if<mvcc::txn_request>(&r.op)) {
+    return check_txn_auth(*auth_, who, *t);
+  } else if (const auto* l = std::get_if<lease_revoke_request>(&r.op)) {
+    return lease_keys(l->id);
+  } else if (const auto* a = std::get_if<auth_request>(&r.op)) {
+    if (a->op != auth_op::authenticate) return auth_->check_admin(who);
+  }
+  return {};
+}
+
+server::apply_result server::apply_auth(const request&, const auth_request& a) {
+  auto& st = *auth_;
+  cairn::expected<void, base::errc> r;
+  std::string token;
+  switch (a.op) {
+    case auth_op::enable:
+      r = st.enable();
+      break;
+    case auth_op::disable:
+      st.disable();
+      break;
+    case auth_op::user_add:
+      r = st.user_add(a.name, a.secret, a.no_password);
+      break;
+    case auth_op::user_delete:
+      r = st.user_delete(a.name);
+      break;
+    case auth_op::user_change_password:
+      r = st.user_change_password(a.name, a.secret);
+      break;
+    case auth_op::user_grant_role:
+      r = st.user_grant_role(a.name, a.role);
+      break;
+    case auth_op::user_revoke_role:
+      r = st.user_revoke_role(a.name, a.role);
+      break;
+    case auth_op::role_add:
+      r = st.role_add(a.name);
+      break;
+    case auth_op::role_delete:
+      r = st.role_delete(a.name);
+      break;
+    case auth_op::role_grant_permission:
+      r = st.role_grant_permission(a.name,
+                                   {static_cast<auth::perm_type>(a.perm_type), a.key, a.range_end});
+      break;
+    case auth_op::role_revoke_permission:
+      r = st.role_revoke_permission(a.name, a.key, a.range_end);
+      break;
+    case auth_op::authenticate:
+      token = absl::StrCat(a.secret, ".", store_->consistent_index().index);
+      r = st.assign_token(a.name, token);
+      break;
+  }
+  if (!r) return {cairn::unexpected(r.error())};
+  return {apply_value(auth_applied{std::move(token)})};
+}
+
+cairn::expected<std::string, base::errc> server::auth_change(auth_request a,
+                                                             const auth::auth_info& who) {
+  auto res = propose(as_user({0, std::move(a)}, who));
+  if (!res) return cairn::unexpected(res.error());
+  auto r = take<auth_applied>(std::move(res->value));
+  if (!r) return cairn::unexpected(r.error());
+  return std::move(r->token);
 }
 
 }  // namespace cairn::etcdserver

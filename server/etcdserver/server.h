@@ -42,6 +42,7 @@
 #include <variant>
 #include <vector>
 
+#include "auth/store.h"
 #include "backend/backend.h"
 #include "base/errors.h"
 #include "base/expected.h"
@@ -150,6 +151,8 @@ struct server_config {
   bool lease_checkpoint = false;
   bool lease_checkpoint_persist = false;
   std::chrono::milliseconds lease_checkpoint_interval{std::chrono::minutes(5)};
+  // bcrypt slots, token TTL (--auth-token-ttl).
+  auth::store_options auth;
   std::chrono::milliseconds lease_loop_interval{500};
   std::uint32_t lease_revoke_rate = 1000;
   // --experimental-initial-corrupt-check: a restarted member compares its HashKV with its
@@ -223,6 +226,11 @@ struct db_snapshot {
   std::int64_t revision = 0;
 };
 
+// The permissions a txn needs as `who` (etcd's checkTxnAuth, nested txns included): read on
+// every compare and range, write on every put and delete, read too for prev_kv.
+cairn::expected<void, base::errc> check_txn_auth(const auth::store& st, const auth::auth_info& who,
+                                                 const mvcc::txn_request& t);
+
 class server {
  public:
   // Opens or creates the data directory, recovers (snapshot + WAL replay), starts the threads
@@ -265,11 +273,17 @@ class server {
   // --- requests, any thread ---
   // Linearizable unless `serializable`: one ReadIndex round through raft, then a local read
   // once the applied index has caught up.
+  //
+  // Every request takes `who`: the caller as the auth store knows it (v3rpc::caller). A
+  // default auth_info (revision 0) is an internal caller and is never checked; any other is
+  // checked as etcd does: reads here, writes when applied (with the auth revision it carries).
   cairn::expected<mvcc::range_response, base::errc> range(const mvcc::range_request& r,
-                                                          bool serializable = false);
-  cairn::expected<mvcc::put_response, base::errc> put(const mvcc::put_request& r);
+                                                          bool serializable = false,
+                                                          const auth::auth_info& who = {});
+  cairn::expected<mvcc::put_response, base::errc> put(const mvcc::put_request& r,
+                                                      const auth::auth_info& who = {});
   cairn::expected<mvcc::delete_range_response, base::errc> delete_range(
-      const mvcc::delete_range_request& r);
+      const mvcc::delete_range_request& r, const auth::auth_info& who = {});
   // Calls `ready` once this member may serve a linearizable read: a ReadIndex round confirmed
   // the read point and the apply thread has reached it (or with why not: no leader, leader
   // changed, timeout, stopped). Called from the raft loop or the apply thread: it must be quick
@@ -278,7 +292,8 @@ class server {
   // A read-only txn (mvcc::is_read_only) is read like a range: after a ReadIndex round unless
   // `serializable` (every range in it serializable), without raft. Others go through raft.
   cairn::expected<mvcc::txn_response, base::errc> txn(const mvcc::txn_request& r,
-                                                      bool serializable = false);
+                                                      bool serializable = false,
+                                                      const auth::auth_info& who = {});
   cairn::expected<compact_response, base::errc> compact(std::int64_t revision, bool physical);
 
   // The same writes without a thread waiting: `done` is called once, with the outcome, on
@@ -287,11 +302,14 @@ class server {
   // the gRPC services finish their reactor there.
   template <typename T>
   using callback = std::function<void(cairn::expected<T, base::errc>)>;
-  void put_async(const mvcc::put_request& r, callback<mvcc::put_response> done);
+  void put_async(const mvcc::put_request& r, callback<mvcc::put_response> done,
+                 const auth::auth_info& who = {});
   void delete_range_async(const mvcc::delete_range_request& r,
-                          callback<mvcc::delete_range_response> done);
+                          callback<mvcc::delete_range_response> done,
+                          const auth::auth_info& who = {});
   // A txn with writes (mvcc::is_read_only false); read-only txns go through txn().
-  void txn_async(const mvcc::txn_request& r, callback<mvcc::txn_response> done);
+  void txn_async(const mvcc::txn_request& r, callback<mvcc::txn_response> done,
+                 const auth::auth_info& who = {});
   // Alarm get/activate/deactivate, through raft; answers the alarms it concerns (get: all).
   cairn::expected<std::vector<alarm_member>, base::errc> alarm(const alarm_request& r);
   std::vector<alarm_member> alarms() const;
@@ -310,7 +328,8 @@ class server {
   // lessor (not_leader elsewhere); time-to-live and the list read the local lessor.
   // `id` 0: the server picks one. Returns the store's revision after the revoke (header).
   cairn::expected<lease_grant_result, base::errc> lease_grant(std::int64_t id, std::int64_t ttl);
-  cairn::expected<std::int64_t, base::errc> lease_revoke(std::int64_t id);
+  cairn::expected<std::int64_t, base::errc> lease_revoke(std::int64_t id,
+                                                         const auth::auth_info& who = {});
   cairn::expected<std::int64_t, base::errc> lease_renew(std::int64_t id);
   // The local lessor's view (on a follower, leases never expire: etcd's 9223372036 s).
   std::optional<lease::lease_status> lease_time_to_live(std::int64_t id, bool keys) const;
@@ -368,6 +387,11 @@ class server {
   std::uint64_t quota_bytes() const { return cfg_.quota_bytes; }
 
   mvcc::store& store() { return *store_; }
+  auth::store& auth() { return *auth_; }
+  // An auth change through raft (admin rights checked when applied, as `who`). Answers the
+  // token for authenticate (the request's secret + "." + the entry's index), else "".
+  cairn::expected<std::string, base::errc> auth_change(auth_request r,
+                                                       const auth::auth_info& who = {});
   mvcc::watchable_store& watchable() { return *watchable_; }
   backend::backend& backend() { return *backend_; }
 
@@ -389,6 +413,10 @@ class server {
   explicit server(server_config cfg);
   cairn::expected<void, server_error> open();
   cairn::expected<apply_result, base::errc> propose(request r);
+  // etcd's authApplierV3: the permissions a write needs, as the request's user at its auth
+  // revision (internal requests, auth revision 0, pass).
+  cairn::expected<void, base::errc> check_apply_auth(const request& r) const;
+  apply_result apply_auth(const request& r, const auth_request& a);
   void propose_async(request r, std::function<void(apply_result)> done);
   // Registers a waiter for `id` (answered with `stopped` if the server stopped) and queues `in`
   // for the raft loop.
@@ -455,6 +483,7 @@ class server {
   mutable std::mutex conf_mu_;
   std::unique_ptr<compactor> compactor_;
   std::unique_ptr<lease::lessor> lessor_;
+  std::unique_ptr<auth::store> auth_;
   std::atomic<std::uint64_t> lease_counter_{0};
   // The lease loop (leader: expired leases → revokes, due checkpoints → checkpoint proposals).
   std::mutex lease_mu_;

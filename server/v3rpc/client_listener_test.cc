@@ -404,7 +404,9 @@ TEST_F(client_port, bind_errors_name_the_url) {
   o.client_urls = {{"https", "127.0.0.1", 0}};
   auto tls = client_listener::start(o, nullptr, nowhere, nowhere);
   ASSERT_FALSE(tls);
-  EXPECT_EQ(tls.error(), "listen https://127.0.0.1:0: TLS client URLs are not supported yet");
+  EXPECT_EQ(tls.error(),
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url "
+            "https://127.0.0.1:0 with HTTPS scheme");
 }
 
 TEST_F(client_port, curl_reads_the_probes) {
