@@ -11,6 +11,7 @@ packages=(
   libcpprest-dev libyaml-cpp-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   liblmdb-dev lmdb-utils libabsl-dev libcli11-dev libspdlog-dev libfmt-dev libssl-dev
+  libcrypt-dev openssl
   clang-14 libclang-rt-14-dev libfuzzer-14-dev clang-format-14
   python3 python3-etcd3
 )

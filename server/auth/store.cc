@@ -407,9 +407,8 @@ cairn::expected<std::uint64_t, base::errc> store::check_password(const std::stri
     std::shared_lock lock(mu_);
     if (!enabled_) return cairn::unexpected(base::errc::auth_not_enabled);
     auto it = users_.find(name);
-    if (it == users_.end() || it->second.no_password) {
-      return cairn::unexpected(base::errc::auth_failed);
-    }
+    if (it == users_.end()) return cairn::unexpected(base::errc::auth_failed);
+    if (it->second.no_password) return cairn::unexpected(base::errc::no_password_user);
     hash = it->second.password_hash;
     rev = revision_;
   }
@@ -453,8 +452,10 @@ cairn::expected<auth_info, base::errc> store::token_info(const std::string& toke
       ++jt;
     }
   }
-  it = tokens_.find(token);
-  return auth_info{it->second.user, it->second.revision};
+  // etcd's simple tokens answer the store's current revision, not the one they were issued
+  // at: a permission change applies to the next request without a new login, and only a
+  // write racing with the change (checked again when applied) sees auth_old_revision.
+  return auth_info{it->second.user, revision()};
 }
 
 std::string store::token_prefix() {

@@ -5,10 +5,11 @@
 // buckets in etcd's layout ("auth": authEnabled = 0x01/0x00, authRevision = 8 bytes big-endian;
 // "authUsers": name -> authpb.User; "authRoles": name -> authpb.Role), written in the open
 // batch by the apply thread so that they commit with the consistent index of the entry that
-// made them. Every change but enable bumps the auth revision, as etcd; a token remembers the
-// revision it was issued at, and a request carrying an older one is refused with
-// auth_old_revision ("revision of auth store is old"), so a permission change takes effect on
-// the next request of every client (clients re-authenticate).
+// made them. Every change but enable bumps the auth revision, as etcd. A request carries the
+// revision it was checked at; a write whose revision is older than the store's when it is
+// applied (the permissions changed in between) is refused with auth_old_revision ("revision of
+// auth store is old"). Simple tokens, as etcd's, answer the current revision: a permission
+// change applies to the very next request.
 //
 // Permission checks are etcd's: a key (range_end empty) or a range [key, range_end)
 // (range_end "\0": every key from `key`) is allowed when the union of the user's READ (or
@@ -126,8 +127,8 @@ class store {
   // slot in time).
   cairn::expected<std::uint64_t, base::errc> check_password(const std::string& name,
                                                             std::string_view password);
-  // The user and revision of a token, extending its life (tokens live token_ttl after last
-  // use); invalid_auth_token when unknown or expired.
+  // The user of a token at the current revision, extending its life (tokens live token_ttl
+  // after last use); invalid_auth_token when unknown or expired.
   cairn::expected<auth_info, base::errc> token_info(const std::string& token);
   // A fresh random token prefix (16 letters); the applied token is prefix + "." + index.
   std::string token_prefix();

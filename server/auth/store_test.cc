@@ -158,13 +158,16 @@ TEST_F(AuthStoreTest, PasswordsAndTokens) {
   EXPECT_EQ(st->check_password("alice", "pw").value(), st->revision());
   EXPECT_EQ(st->check_password("alice", "nope").error(), errc::auth_failed);
   EXPECT_EQ(st->check_password("bob", "pw").error(), errc::auth_failed);
-  EXPECT_EQ(st->check_password("cert-only", "").error(), errc::auth_failed);
+  EXPECT_EQ(st->check_password("cert-only", "").error(), errc::no_password_user);
   const std::string tok = st->token_prefix() + ".7";
   EXPECT_EQ(tok.size(), 18u);
   ASSERT_TRUE(st->assign_token("alice", tok));
   auto who = st->token_info(tok);
   ASSERT_TRUE(who);
   EXPECT_EQ(who->user, "alice");
+  EXPECT_EQ(who->revision, st->revision());
+  ASSERT_TRUE(st->role_add("later"));
+  EXPECT_EQ(st->token_info(tok)->revision, st->revision());  // follows the store, as etcd
   EXPECT_EQ(st->token_info("forged.1").error(), errc::invalid_auth_token);
   // A new password drops the user's tokens.
   ASSERT_TRUE(st->user_change_password("alice", *hash_password("pw2", 4)));

@@ -119,6 +119,9 @@ constexpr error_info entry(errc e) {
     case errc::auth_old_revision:
       return {e, invalid_argument, "etcdserver: revision of auth store is old",
               "auth_old_revision"};
+    case errc::no_password_user:
+      return {e, unknown, "auth: authentication failed, password was given for no password user",
+              "no_password_user"};
     case errc::no_leader:
       return {e, unavailable, "etcdserver: no leader", "no_leader"};
     case errc::not_leader:

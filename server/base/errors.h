@@ -86,6 +86,9 @@ enum class errc : int {
   invalid_auth_token,      // ErrGRPCInvalidAuthToken
   invalid_auth_mgmt,       // ErrGRPCInvalidAuthMgmt
   auth_old_revision,       // ErrGRPCAuthOldRevision
+  // auth.ErrNoPasswordUser: not in etcd's gRPC table, so clients see it as Unknown with the
+  // auth package's own text.
+  no_password_user,
   // The node and its cluster.
   no_leader,                       // ErrGRPCNoLeader
   not_leader,                      // ErrGRPCNotLeader

@@ -642,9 +642,9 @@ constexpr flag_spec table[] = {
     {"auth-token", g::auth, "simple",
      "Token kind: 'simple', or 'jwt,pub-key=...,priv-key=...,sign-method=...[,ttl=...]'.", later,
      field<&config::auth_token>()},
-    {"bcrypt-cost", g::auth, "10", "bcrypt cost for password hashes (4 to 31).", later,
+    {"bcrypt-cost", g::auth, "10", "bcrypt cost for password hashes (4 to 31).", acted,
      field<&config::bcrypt_cost>()},
-    {"auth-token-ttl", g::auth, "300", "Lifetime of a simple token, in seconds.", later,
+    {"auth-token-ttl", g::auth, "300", "Lifetime of a simple token, in seconds.", acted,
      field<&config::auth_token_ttl>()},
 
     // Profiling and monitoring.

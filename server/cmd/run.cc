@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "etcdserver/server.h"
@@ -70,6 +71,10 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
     s.quota_bytes = UINT64_MAX;  // etcd: a negative quota means none
   }
   s.max_request_bytes = cfg.max_request_bytes;
+  // bcrypt comparisons at once: half the cores (at least one), so a login flood leaves the
+  // rest to everyone else.
+  s.auth.bcrypt_slots = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
+  s.auth.token_ttl = std::chrono::seconds(std::max<std::int64_t>(cfg.auth_token_ttl, 1));
   s.strict_reconfig_check = cfg.strict_reconfig_check;
   s.lease_checkpoint = cfg.features.lease_checkpoint;
   s.lease_checkpoint_persist = cfg.features.lease_checkpoint_persist;
@@ -285,7 +290,7 @@ int run(const config& cfg) {
   v3rpc::kv_service kv(n, svc);
   v3rpc::maintenance_service maintenance(n);
   v3rpc::cluster_service cluster(n, svc);
-  v3rpc::auth_service auth(n);
+  v3rpc::auth_service auth(n, static_cast<int>(cfg.bcrypt_cost));
   v3rpc::lease_options lease_opts;
   lease_opts.election_timeout = std::chrono::milliseconds(cfg.election_timeout_ms);
   v3rpc::lease_service lease(n, lease_opts);

@@ -82,6 +82,8 @@ const std::vector<row>& rows() {
        "etcdserver: invalid auth management"},
       {errc::auth_old_revision, StatusCode::INVALID_ARGUMENT,
        "etcdserver: revision of auth store is old"},
+      {errc::no_password_user, StatusCode::UNKNOWN,
+       "auth: authentication failed, password was given for no password user"},
       {errc::no_leader, StatusCode::UNAVAILABLE, "etcdserver: no leader"},
       {errc::not_leader, StatusCode::FAILED_PRECONDITION, "etcdserver: not leader"},
       {errc::leader_changed, StatusCode::UNAVAILABLE, "etcdserver: leader changed"},

@@ -123,7 +123,9 @@ grpc::Status lease_service::LeaseRevoke(grpc::ServerContext* ctx,
                                         const etcdserverpb::LeaseRevokeRequest* req,
                                         etcdserverpb::LeaseRevokeResponse* resp) {
   if (auto e = admit(ctx, node_)) return to_grpc_status(*e);
-  auto rev = node_.lease_revoke(req->id());
+  auto who = caller(ctx, node_);
+  if (!who) return to_grpc_status(who.error());
+  auto rev = node_.lease_revoke(req->id(), *who);
   if (!rev) return to_grpc_status(rev.error());
   fill(node_, resp->mutable_header(), *rev);
   return grpc::Status::OK;

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "base/log.h"
 #include "base/version.h"
 #include "spdlog/spdlog.h"
 #include "v3rpc/errors.h"
@@ -33,6 +34,13 @@ std::optional<base::errc> admit(const grpc::ServerContextBase* ctx, const etcdse
   (void)learner_may;  // planted bug: learners serve everything
 #endif
   return leader_required(ctx->client_metadata(), node.leader() != 0);
+}
+
+std::optional<base::errc> admin(const grpc::ServerContextBase* ctx, etcdserver::server& node) {
+  auto who = caller(ctx, node);
+  if (!who) return who.error();
+  if (auto ok = node.auth().check_admin(*who); !ok) return ok.error();
+  return std::nullopt;
 }
 
 reader_pool::reader_pool(int threads) {
@@ -376,8 +384,10 @@ grpc::ServerUnaryReactor* kv_service::Range(grpc::CallbackServerContext* ctx,
   auto* reactor = ctx->DefaultReactor();
   if (auto e = admit(ctx, node_, req->serializable())) return reactor->Finish(fail(*e)), reactor;
   if (req->key().empty()) return reactor->Finish(fail(base::errc::empty_key)), reactor;
-  auto read = [this, reactor, req, resp] {
-    auto r = node_.range(from_wire(*req), /*serializable=*/true);  // the local read
+  auto who = caller(ctx, node_);
+  if (!who) return reactor->Finish(fail(who.error())), reactor;
+  auto read = [this, reactor, req, resp, who = *who] {
+    auto r = node_.range(from_wire(*req), /*serializable=*/true, who);  // the local read
     if (!r) return reactor->Finish(fail(r.error()));
     to_wire(*r, *resp);
     fill_header(node_, r->revision, resp->mutable_header());
@@ -402,12 +412,17 @@ grpc::ServerUnaryReactor* kv_service::Put(grpc::CallbackServerContext* ctx,
   auto* reactor = ctx->DefaultReactor();
   if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
   if (auto e = check_put(*req)) return reactor->Finish(fail(*e)), reactor;
-  node_.put_async(from_wire(*req), [this, reactor, resp](auto r) {
-    if (!r) return reactor->Finish(fail(r.error()));
-    to_wire(*r, *resp);
-    fill_header(node_, r->revision, resp->mutable_header());
-    reactor->Finish(grpc::Status::OK);
-  });
+  auto who = caller(ctx, node_);
+  if (!who) return reactor->Finish(fail(who.error())), reactor;
+  node_.put_async(
+      from_wire(*req),
+      [this, reactor, resp](auto r) {
+        if (!r) return reactor->Finish(fail(r.error()));
+        to_wire(*r, *resp);
+        fill_header(node_, r->revision, resp->mutable_header());
+        reactor->Finish(grpc::Status::OK);
+      },
+      *who);
   return reactor;
 }
 
@@ -417,12 +432,17 @@ grpc::ServerUnaryReactor* kv_service::DeleteRange(grpc::CallbackServerContext* c
   auto* reactor = ctx->DefaultReactor();
   if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
   if (req->key().empty()) return reactor->Finish(fail(base::errc::empty_key)), reactor;
-  node_.delete_range_async(from_wire(*req), [this, reactor, resp](auto r) {
-    if (!r) return reactor->Finish(fail(r.error()));
-    to_wire(*r, *resp);
-    fill_header(node_, r->revision, resp->mutable_header());
-    reactor->Finish(grpc::Status::OK);
-  });
+  auto who = caller(ctx, node_);
+  if (!who) return reactor->Finish(fail(who.error())), reactor;
+  node_.delete_range_async(
+      from_wire(*req),
+      [this, reactor, resp](auto r) {
+        if (!r) return reactor->Finish(fail(r.error()));
+        to_wire(*r, *resp);
+        fill_header(node_, r->revision, resp->mutable_header());
+        reactor->Finish(grpc::Status::OK);
+      },
+      *who);
   return reactor;
 }
 
@@ -439,17 +459,19 @@ grpc::ServerUnaryReactor* kv_service::Txn(grpc::CallbackServerContext* ctx,
     fill_header(node_, r->revision, resp->mutable_header());
     reactor->Finish(grpc::Status::OK);
   };
+  auto who = caller(ctx, node_);
+  if (!who) return reactor->Finish(fail(who.error())), reactor;
   if (!mvcc::is_read_only(t)) {
-    node_.txn_async(t, std::move(answer));
+    node_.txn_async(t, std::move(answer), *who);
   } else if (txn_serializable(*req)) {
-    answer(node_.txn(t, true));  // a local read: quick, so on this callback thread
+    answer(node_.txn(t, true, *who));  // a local read: quick, so on this callback thread
   } else {
     // Linearizable: after the ReadIndex round, read on a reader thread.
-    node_.read_index_async([this, t = std::move(t), answer = std::move(answer)](
-                               cairn::expected<void, base::errc> ok) mutable {
+    node_.read_index_async([this, t = std::move(t), answer = std::move(answer),
+                            who = *who](cairn::expected<void, base::errc> ok) mutable {
       if (!ok) return answer(cairn::unexpected(ok.error()));
-      readers_.run([this, t = std::move(t), answer = std::move(answer)] {
-        answer(node_.txn(t, /*serializable=*/true));
+      readers_.run([this, t = std::move(t), answer = std::move(answer), who] {
+        answer(node_.txn(t, /*serializable=*/true, who));
       });
     });
   }
@@ -513,6 +535,7 @@ grpc::Status maintenance_service::Defragment(grpc::ServerContext* ctx,
                                              const etcdserverpb::DefragmentRequest*,
                                              etcdserverpb::DefragmentResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   auto r = node_.defrag();
   if (!r) return grpc::Status(grpc::StatusCode::UNKNOWN, r.error().message);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
@@ -523,6 +546,7 @@ grpc::Status maintenance_service::HashKV(grpc::ServerContext* ctx,
                                          const etcdserverpb::HashKVRequest* req,
                                          etcdserverpb::HashKVResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   auto r = node_.store().hash_kv(req->revision());
   if (!r) return fail(from_mvcc(r.error()));
   resp->set_hash(r->hash);
@@ -534,6 +558,7 @@ grpc::Status maintenance_service::HashKV(grpc::ServerContext* ctx,
 grpc::Status maintenance_service::Hash(grpc::ServerContext* ctx, const etcdserverpb::HashRequest*,
                                        etcdserverpb::HashResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   auto r = node_.hash();
   if (!r) return fail(r.error());
   resp->set_hash(r->hash);
@@ -545,6 +570,7 @@ grpc::Status maintenance_service::Snapshot(
     grpc::ServerContext* ctx, const etcdserverpb::SnapshotRequest*,
     grpc::ServerWriter<etcdserverpb::SnapshotResponse>* writer) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   auto snap = node_.snapshot();
   if (!snap) return grpc::Status(grpc::StatusCode::UNKNOWN, snap.error().message);
   const std::uint64_t total = snap->file->size();
@@ -587,6 +613,7 @@ grpc::Status maintenance_service::MoveLeader(grpc::ServerContext* ctx,
                                              const etcdserverpb::MoveLeaderRequest* req,
                                              etcdserverpb::MoveLeaderResponse*) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   std::vector<std::uint64_t> voters;
   for (const auto& m : node_.members().list()) {
     if (!m.is_learner) voters.push_back(m.id);
@@ -644,6 +671,7 @@ grpc::Status cluster_service::MemberAdd(grpc::ServerContext* ctx,
                                         const etcdserverpb::MemberAddRequest* req,
                                         etcdserverpb::MemberAddResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   auto urls =
       parse_member_urls({req->peerurls().begin(), req->peerurls().end()}, opts_.parse_peer_url);
   if (!urls) return fail(urls.error());
@@ -662,6 +690,7 @@ grpc::Status cluster_service::MemberRemove(grpc::ServerContext* ctx,
                                            const etcdserverpb::MemberRemoveRequest* req,
                                            etcdserverpb::MemberRemoveResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   auto r = node_.remove_member(req->id());
   if (!r) return fail(r.error());
   fill_members(*r, resp);
@@ -673,6 +702,7 @@ grpc::Status cluster_service::MemberUpdate(grpc::ServerContext* ctx,
                                            const etcdserverpb::MemberUpdateRequest* req,
                                            etcdserverpb::MemberUpdateResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   // MemberUpdate's URLs are not parsed by etcd; they are compared as given.
   auto r = node_.update_member(req->id(), {req->peerurls().begin(), req->peerurls().end()});
   if (!r) return fail(r.error());
@@ -685,6 +715,7 @@ grpc::Status cluster_service::MemberPromote(grpc::ServerContext* ctx,
                                             const etcdserverpb::MemberPromoteRequest* req,
                                             etcdserverpb::MemberPromoteResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
   auto r = node_.promote_member(req->id());
   if (!r) return fail(r.error());
   fill_members(*r, resp);
@@ -694,38 +725,42 @@ grpc::Status cluster_service::MemberPromote(grpc::ServerContext* ctx,
 
 namespace {
 
-// The answers of an auth store that is disabled and empty.
-// (An empty name is not found either: only adding checks for it.)
-grpc::Status no_user(grpc::ServerContext* ctx, etcdserver::server& node) {
+using etcdserver::auth_op;
+using etcdserver::auth_request;
+
+// An auth change through raft as the caller; OK with the header, or the apply's error.
+template <typename Resp>
+grpc::Status change(etcdserver::server& node, const grpc::ServerContext* ctx, auth_request a,
+                    Resp* resp, std::string* token = nullptr) {
   if (auto e = admit(ctx, node)) return fail(*e);
-  return fail(base::errc::user_not_found);
+  auto who = caller(ctx, node);
+  if (!who) return fail(who.error());
+  auto r = node.auth_change(std::move(a), *who);
+  if (!r) return fail(r.error());
+  if (token != nullptr) *token = std::move(*r);
+  fill_header(node, node.store().rev(), resp->mutable_header());
+  return grpc::Status::OK;
 }
 
-grpc::Status no_role(grpc::ServerContext* ctx, etcdserver::server& node) {
-  if (auto e = admit(ctx, node)) return fail(*e);
-  return fail(base::errc::role_not_found);
-}
-
-grpc::Status auth_not_yet() {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "cairn: users and roles are not implemented yet");
+auth_request named(auth_op op, std::string name) {
+  auth_request a;
+  a.op = op;
+  a.name = std::move(name);
+  return a;
 }
 
 }  // namespace
 
 grpc::Status auth_service::AuthEnable(grpc::ServerContext* ctx,
                                       const etcdserverpb::AuthEnableRequest*,
-                                      etcdserverpb::AuthEnableResponse*) {
-  if (auto e = admit(ctx, node_)) return fail(*e);
-  return fail(base::errc::root_user_not_exist);
+                                      etcdserverpb::AuthEnableResponse* resp) {
+  return change(node_, ctx, named(auth_op::enable, ""), resp);
 }
 
 grpc::Status auth_service::AuthDisable(grpc::ServerContext* ctx,
                                        const etcdserverpb::AuthDisableRequest*,
                                        etcdserverpb::AuthDisableResponse* resp) {
-  if (auto e = admit(ctx, node_)) return fail(*e);
-  fill_header(node_, node_.store().rev(), resp->mutable_header());
-  return grpc::Status::OK;
+  return change(node_, ctx, named(auth_op::disable, ""), resp);
 }
 
 grpc::Status auth_service::AuthStatus(grpc::ServerContext* ctx,
@@ -733,102 +768,209 @@ grpc::Status auth_service::AuthStatus(grpc::ServerContext* ctx,
                                       etcdserverpb::AuthStatusResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
   fill_header(node_, node_.store().rev(), resp->mutable_header());
-  resp->set_enabled(false);
-  resp->set_authrevision(1);
+  resp->set_enabled(node_.auth().enabled());
+  resp->set_authrevision(node_.auth().revision());
   return grpc::Status::OK;
 }
 
 grpc::Status auth_service::Authenticate(grpc::ServerContext* ctx,
-                                        const etcdserverpb::AuthenticateRequest*,
-                                        etcdserverpb::AuthenticateResponse*) {
+                                        const etcdserverpb::AuthenticateRequest* req,
+                                        etcdserverpb::AuthenticateResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
-  return fail(base::errc::auth_not_enabled);
+  // etcd: a linearizable read point first, so the password is checked against what the
+  // cluster has committed; then the token goes through raft so every member knows it. If
+  // the store changed meanwhile, again.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    mvcc::range_request probe;
+    probe.key = "\0";
+    probe.limit = 1;
+    probe.keys_only = true;
+    if (auto r = node_.range(probe); !r) return fail(r.error());
+    auto checked = node_.auth().check_password(req->name(), req->password());
+    if (!checked) {
+      if (checked.error() != base::errc::auth_not_enabled) {
+        CAIRN_LOG(warn, "invalid authentication was requested", {"user", req->name()});
+      }
+      return fail(checked.error());
+    }
+    auth_request a = named(auth_op::authenticate, req->name());
+    a.secret = node_.auth().token_prefix();
+    std::string token;
+    if (auto st = change(node_, ctx, std::move(a), resp, &token); !st.ok()) return st;
+    if (*checked == node_.auth().revision()) {
+      resp->set_token(token);
+      return grpc::Status::OK;
+    }
+  }
+  return fail(base::errc::auth_old_revision);
 }
 
 grpc::Status auth_service::UserAdd(grpc::ServerContext* ctx,
                                    const etcdserverpb::AuthUserAddRequest* req,
-                                   etcdserverpb::AuthUserAddResponse*) {
-  if (auto e = admit(ctx, node_)) return fail(*e);
+                                   etcdserverpb::AuthUserAddResponse* resp) {
   if (req->name().empty()) return fail(base::errc::user_empty);
-  return auth_not_yet();
+  auth_request a = named(auth_op::user_add, req->name());
+  a.no_password = req->has_options() && req->options().no_password();
+  if (!a.no_password) {
+    // Hashed here, so the raft log never holds the password (etcd 3.4 logs it in clear).
+    auto h = auth::hash_password(req->password(), bcrypt_cost_);
+    if (!h) return grpc::Status(grpc::StatusCode::INTERNAL, h.error());
+    a.secret = std::move(*h);
+  }
+  return change(node_, ctx, std::move(a), resp);
 }
 
 grpc::Status auth_service::UserGet(grpc::ServerContext* ctx,
-                                   const etcdserverpb::AuthUserGetRequest*,
-                                   etcdserverpb::AuthUserGetResponse*) {
-  return no_user(ctx, node_);
+                                   const etcdserverpb::AuthUserGetRequest* req,
+                                   etcdserverpb::AuthUserGetResponse* resp) {
+  if (auto e = admit(ctx, node_)) return fail(*e);
+  auto who = caller(ctx, node_);
+  if (!who) return fail(who.error());
+  // etcd: the root role, or a user asking about itself.
+  if (auto ok = node_.auth().check_admin(*who); !ok && req->name() != who->user) {
+    return fail(ok.error());
+  }
+  auto u = node_.auth().get_user(req->name());
+  if (!u) return fail(base::errc::user_not_found);
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  for (const auto& r : u->roles) resp->add_roles(r);
+  return grpc::Status::OK;
 }
 
 grpc::Status auth_service::UserList(grpc::ServerContext* ctx,
                                     const etcdserverpb::AuthUserListRequest*,
                                     etcdserverpb::AuthUserListResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  auto who = caller(ctx, node_);
+  if (!who) return fail(who.error());
+  if (auto ok = node_.auth().check_admin(*who); !ok) return fail(ok.error());
   fill_header(node_, node_.store().rev(), resp->mutable_header());
+  for (const auto& n : node_.auth().user_names()) resp->add_users(n);
   return grpc::Status::OK;
 }
 
 grpc::Status auth_service::UserDelete(grpc::ServerContext* ctx,
-                                      const etcdserverpb::AuthUserDeleteRequest*,
-                                      etcdserverpb::AuthUserDeleteResponse*) {
-  return no_user(ctx, node_);
+                                      const etcdserverpb::AuthUserDeleteRequest* req,
+                                      etcdserverpb::AuthUserDeleteResponse* resp) {
+  return change(node_, ctx, named(auth_op::user_delete, req->name()), resp);
 }
 
-grpc::Status auth_service::UserChangePassword(grpc::ServerContext* ctx,
-                                              const etcdserverpb::AuthUserChangePasswordRequest*,
-                                              etcdserverpb::AuthUserChangePasswordResponse*) {
-  return no_user(ctx, node_);
+grpc::Status auth_service::UserChangePassword(
+    grpc::ServerContext* ctx, const etcdserverpb::AuthUserChangePasswordRequest* req,
+    etcdserverpb::AuthUserChangePasswordResponse* resp) {
+  auth_request a = named(auth_op::user_change_password, req->name());
+  auto h = auth::hash_password(req->password(), bcrypt_cost_);
+  if (!h) return grpc::Status(grpc::StatusCode::INTERNAL, h.error());
+  a.secret = std::move(*h);
+  return change(node_, ctx, std::move(a), resp);
 }
 
 grpc::Status auth_service::UserGrantRole(grpc::ServerContext* ctx,
-                                         const etcdserverpb::AuthUserGrantRoleRequest*,
-                                         etcdserverpb::AuthUserGrantRoleResponse*) {
-  return no_user(ctx, node_);
+                                         const etcdserverpb::AuthUserGrantRoleRequest* req,
+                                         etcdserverpb::AuthUserGrantRoleResponse* resp) {
+  auth_request a = named(auth_op::user_grant_role, req->user());
+  a.role = req->role();
+  return change(node_, ctx, std::move(a), resp);
 }
 
 grpc::Status auth_service::UserRevokeRole(grpc::ServerContext* ctx,
-                                          const etcdserverpb::AuthUserRevokeRoleRequest*,
-                                          etcdserverpb::AuthUserRevokeRoleResponse*) {
-  return no_user(ctx, node_);
+                                          const etcdserverpb::AuthUserRevokeRoleRequest* req,
+                                          etcdserverpb::AuthUserRevokeRoleResponse* resp) {
+  auth_request a = named(auth_op::user_revoke_role, req->name());
+  a.role = req->role();
+  return change(node_, ctx, std::move(a), resp);
 }
 
 grpc::Status auth_service::RoleAdd(grpc::ServerContext* ctx,
                                    const etcdserverpb::AuthRoleAddRequest* req,
-                                   etcdserverpb::AuthRoleAddResponse*) {
-  if (auto e = admit(ctx, node_)) return fail(*e);
+                                   etcdserverpb::AuthRoleAddResponse* resp) {
   if (req->name().empty()) return fail(base::errc::role_empty);
-  return auth_not_yet();
+  return change(node_, ctx, named(auth_op::role_add, req->name()), resp);
 }
 
 grpc::Status auth_service::RoleGet(grpc::ServerContext* ctx,
-                                   const etcdserverpb::AuthRoleGetRequest*,
-                                   etcdserverpb::AuthRoleGetResponse*) {
-  return no_role(ctx, node_);
+                                   const etcdserverpb::AuthRoleGetRequest* req,
+                                   etcdserverpb::AuthRoleGetResponse* resp) {
+  if (auto e = admit(ctx, node_)) return fail(*e);
+  auto who = caller(ctx, node_);
+  if (!who) return fail(who.error());
+  // etcd: the root role, or a user that has this role.
+  if (auto ok = node_.auth().check_admin(*who);
+      !ok && !node_.auth().has_role(who->user, req->role())) {
+    return fail(ok.error());
+  }
+  auto r = node_.auth().get_role(req->role());
+  if (!r) return fail(base::errc::role_not_found);
+  fill_header(node_, node_.store().rev(), resp->mutable_header());
+  for (const auto& p : r->perms) {
+    auto* out = resp->add_perm();
+    out->set_permtype(static_cast<authpb::Permission_Type>(p.type));
+    out->set_key(p.key);
+    out->set_range_end(p.range_end);
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status auth_service::RoleList(grpc::ServerContext* ctx,
                                     const etcdserverpb::AuthRoleListRequest*,
                                     etcdserverpb::AuthRoleListResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  auto who = caller(ctx, node_);
+  if (!who) return fail(who.error());
+  if (auto ok = node_.auth().check_admin(*who); !ok) return fail(ok.error());
   fill_header(node_, node_.store().rev(), resp->mutable_header());
+  for (const auto& n : node_.auth().role_names()) resp->add_roles(n);
   return grpc::Status::OK;
 }
 
 grpc::Status auth_service::RoleDelete(grpc::ServerContext* ctx,
-                                      const etcdserverpb::AuthRoleDeleteRequest*,
-                                      etcdserverpb::AuthRoleDeleteResponse*) {
-  return no_role(ctx, node_);
+                                      const etcdserverpb::AuthRoleDeleteRequest* req,
+                                      etcdserverpb::AuthRoleDeleteResponse* resp) {
+  return change(node_, ctx, named(auth_op::role_delete, req->role()), resp);
 }
 
-grpc::Status auth_service::RoleGrantPermission(grpc::ServerContext* ctx,
-                                               const etcdserverpb::AuthRoleGrantPermissionRequest*,
-                                               etcdserverpb::AuthRoleGrantPermissionResponse*) {
-  return no_role(ctx, node_);
+grpc::Status auth_service::RoleGrantPermission(
+    grpc::ServerContext* ctx, const etcdserverpb::AuthRoleGrantPermissionRequest* req,
+    etcdserverpb::AuthRoleGrantPermissionResponse* resp) {
+  // etcd answers a missing permission with "permission not given" (3.5).
+  if (!req->has_perm()) return fail(base::errc::permission_not_given);
+  auth_request a = named(auth_op::role_grant_permission, req->name());
+  a.perm_type = static_cast<std::uint8_t>(req->perm().permtype());
+  a.key = req->perm().key();
+  a.range_end = req->perm().range_end();
+  return change(node_, ctx, std::move(a), resp);
 }
 
 grpc::Status auth_service::RoleRevokePermission(
-    grpc::ServerContext* ctx, const etcdserverpb::AuthRoleRevokePermissionRequest*,
-    etcdserverpb::AuthRoleRevokePermissionResponse*) {
-  return no_role(ctx, node_);
+    grpc::ServerContext* ctx, const etcdserverpb::AuthRoleRevokePermissionRequest* req,
+    etcdserverpb::AuthRoleRevokePermissionResponse* resp) {
+  auth_request a = named(auth_op::role_revoke_permission, req->role());
+  a.key = req->key();
+  a.range_end = req->range_end();
+  return change(node_, ctx, std::move(a), resp);
+}
+
+cairn::expected<auth::auth_info, base::errc> caller(const grpc::ServerContextBase* ctx,
+                                                    etcdserver::server& node) {
+  auth::store& st = node.auth();
+  if (!st.enabled()) return auth::auth_info{"", st.revision()};
+  const auto& md = ctx->client_metadata();
+  for (const char* key : {"token", "authorization"}) {
+    auto it = md.find(key);
+    if (it == md.end()) continue;
+    return st.token_info(std::string(it->second.data(), it->second.size()));
+  }
+  // No token: the common name of a verified client certificate is the user (etcd's
+  // AuthInfoFromTLS), except for the gateway's calls.
+  if (md.find("grpcgateway-accept") == md.end()) {
+    if (auto ac = ctx->auth_context(); ac && ac->IsPeerAuthenticated()) {
+      auto cn = ac->FindPropertyValues("x509_common_name");
+      if (!cn.empty() && !cn.front().empty()) {
+        return auth::auth_info{std::string(cn.front().data(), cn.front().size()), st.revision()};
+      }
+    }
+  }
+  return auth::auth_info{"", st.revision()};
 }
 
 std::vector<http::alarm_type> node_health::alarms() {

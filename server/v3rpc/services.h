@@ -95,6 +95,19 @@ std::optional<base::errc> leader_required(
 std::optional<base::errc> admit(const grpc::ServerContextBase* ctx, const etcdserver::server& node,
                                 bool learner_may = false);
 
+// The caller as the auth store sees it (etcd's AuthInfoFromCtx, then AuthInfoFromTLS): the
+// user of the "token" (or "authorization") metadata, invalid_auth_token when the store does
+// not know it or it expired; else the common name of a verified client certificate; else
+// nobody (the apply or the check then answers user_empty). Always at the store's current
+// revision, unless the token was issued earlier. While auth is disabled: nobody, and tokens
+// are ignored.
+cairn::expected<auth::auth_info, base::errc> caller(const grpc::ServerContextBase* ctx,
+                                                    etcdserver::server& node);
+
+// etcd's authMaintenanceServer and membership checks: with auth on, the caller must have the
+// root role (Defragment, Snapshot, Hash, HashKV, MoveLeader, MemberAdd/Remove/Update/Promote).
+std::optional<base::errc> admin(const grpc::ServerContextBase* ctx, etcdserver::server& node);
+
 // A stream refused before it starts: finishes at once with `status`.
 template <typename Req, typename Resp>
 class refused_stream final : public grpc::ServerBidiReactor<Req, Resp> {
@@ -218,17 +231,16 @@ class cluster_service final : public etcdserverpb::Cluster::Service {
   service_options opts_;
 };
 
-// etcdserverpb.Auth as etcd answers it while authentication is disabled and no user or role
-// exists, the state a Cairn member is always in until the auth store arrives (security issue):
-// AuthEnable fails with "root user does not exist", AuthDisable succeeds, AuthStatus says
-// disabled (auth revision 1, a fresh store's), Authenticate fails with "authentication is not
-// enabled", the lists are empty, and every call naming a user or role fails with "user name not
-// found" / "role name not found" ("... is empty" for an empty name). Only UserAdd and RoleAdd
-// with a name, which etcd would carry out, answer UNIMPLEMENTED. Unlike etcd these answers do
-// not go through raft (they change nothing), so they add no entries to the raft log.
+// etcdserverpb.Auth over the node's auth store. Changes go through raft as the caller (the
+// apply checks the root role, as etcd's authApplierV3); AuthStatus, UserGet/List and
+// RoleGet/List read the local store (etcd sends those through raft too; the answers are the
+// same). Passwords are bcrypt-hashed here at `bcrypt_cost`, before proposing. Authenticate
+// checks the password after a linearizable read point, then proposes the token so that every
+// member knows it.
 class auth_service final : public etcdserverpb::Auth::Service {
  public:
-  explicit auth_service(etcdserver::server& node) : node_(node) {}
+  explicit auth_service(etcdserver::server& node, int bcrypt_cost = 10)
+      : node_(node), bcrypt_cost_(bcrypt_cost) {}
   grpc::Status AuthEnable(grpc::ServerContext* ctx, const etcdserverpb::AuthEnableRequest* req,
                           etcdserverpb::AuthEnableResponse* resp) override;
   grpc::Status AuthDisable(grpc::ServerContext* ctx, const etcdserverpb::AuthDisableRequest* req,
@@ -271,6 +283,7 @@ class auth_service final : public etcdserverpb::Auth::Service {
 
  private:
   etcdserver::server& node_;
+  int bcrypt_cost_;
 };
 
 class node_health final : public http::health_source {

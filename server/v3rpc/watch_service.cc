@@ -94,8 +94,9 @@ constexpr std::size_t max_queued = 256;
 // may hold a second reference for a moment, so nothing here assumes it dies in OnDone.
 class watch_service::stream final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse> {
  public:
-  stream(watch_service& svc, std::uint64_t id, bool needs_leader)
-      : svc_(svc), id_(id), needs_leader_(needs_leader) {
+  stream(watch_service& svc, std::uint64_t id, bool needs_leader,
+         const grpc::CallbackServerContext* ctx)
+      : svc_(svc), id_(id), needs_leader_(needs_leader), ctx_(ctx) {
     next_notify_ = clock::now() + svc_.options_.progress_notify_interval;
   }
 
@@ -231,6 +232,20 @@ class watch_service::stream final : public grpc::ServerBidiReactor<WatchRequest,
     WatchResponse wr;
     fill_header(rev, wr.mutable_header());
     wr.set_created(true);
+    // etcd's isWatchPermitted: the whole range readable, else created and canceled at once
+    // with the error as the reason.
+    auto who = caller(ctx_, svc_.node_);
+    cairn::expected<void, base::errc> allowed =
+        who ? svc_.node_.auth().check(*who, r.key, r.range_end, auth::perm_type::read)
+            : cairn::expected<void, base::errc>(cairn::unexpected(who.error()));
+    if (!allowed) {
+      const base::errc why = allowed.error();
+      wr.set_watch_id(-1);
+      wr.set_canceled(true);
+      wr.set_cancel_reason(to_grpc_status(why).error_message());
+      out_.push_back(std::move(wr));
+      return;
+    }
     const bool all_from_key = r.range_end.size() == 1 && r.range_end[0] == '\0';
     if (!r.range_end.empty() && !all_from_key && r.key >= r.range_end) {
       wr.set_watch_id(-1);
@@ -346,6 +361,7 @@ class watch_service::stream final : public grpc::ServerBidiReactor<WatchRequest,
   watch_service& svc_;
   const std::uint64_t id_;
   const bool needs_leader_;
+  const grpc::CallbackServerContext* ctx_;  // the stream's, alive until OnDone
 
   std::mutex mu_;  // guards everything below
   std::unique_ptr<mvcc::watch_stream> ws_;
@@ -391,7 +407,7 @@ grpc::ServerBidiReactor<WatchRequest, WatchResponse>* watch_service::Watch(
   {
     std::lock_guard lock(mu_);
     const std::uint64_t id = next_stream_++;
-    s = std::make_shared<stream>(*this, id, wants_leader(ctx));
+    s = std::make_shared<stream>(*this, id, wants_leader(ctx), ctx);
     streams_.emplace(id, s);
   }
   s->start();
