@@ -347,8 +347,8 @@ cairn::expected<void, base::errc> store::role_revoke_permission(const std::strin
   return {};
 }
 
-cairn::expected<void, base::errc> store::assign_token(const std::string& name,
-                                                      const std::string& token) {
+cairn::expected<std::string, base::errc> store::issue_token(const std::string& name,
+                                                            const std::string& simple_token) {
   std::uint64_t rev;
   {
     std::shared_lock lock(mu_);
@@ -359,9 +359,17 @@ cairn::expected<void, base::errc> store::assign_token(const std::string& name,
     }
     rev = revision_;
   }
+  if (opts_.jwt) {
+    auto signed_token = opts_.jwt->sign(name, rev);
+    if (!signed_token) {
+      CAIRN_LOG(warn, "failed to sign a JWT token", {"error", signed_token.error()});
+      return cairn::unexpected(base::errc::auth_failed);
+    }
+    return std::move(*signed_token);
+  }
   std::lock_guard lock(tokens_mu_);
-  tokens_[token] = {name, rev, std::chrono::steady_clock::now() + opts_.token_ttl};
-  return {};
+  tokens_[simple_token] = {name, rev, std::chrono::steady_clock::now() + opts_.token_ttl};
+  return simple_token;
 }
 
 std::optional<user> store::get_user(const std::string& name) const {
@@ -434,6 +442,12 @@ cairn::expected<std::uint64_t, base::errc> store::check_password(const std::stri
 }
 
 cairn::expected<auth_info, base::errc> store::token_info(const std::string& token) {
+  if (opts_.jwt) {
+    // A JWT carries the revision it was issued at: stale after a permission change.
+    auto claims = opts_.jwt->verify(token);
+    if (!claims) return cairn::unexpected(base::errc::invalid_auth_token);
+    return auth_info{claims->user, claims->revision};
+  }
   std::lock_guard lock(tokens_mu_);
   auto it = tokens_.find(token);
   const auto now = std::chrono::steady_clock::now();

@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/jwt.h"
 #include "backend/backend.h"
 #include "base/errors.h"
 #include "base/expected.h"
@@ -81,6 +82,8 @@ struct store_options {
   int bcrypt_slots = 1;
   std::chrono::milliseconds bcrypt_wait{std::chrono::seconds(5)};
   std::chrono::seconds token_ttl{300};  // --auth-token-ttl
+  // --auth-token jwt,...: tokens are signed JWTs instead of simple tokens.
+  std::shared_ptr<jwt_signer> jwt;
 };
 
 class store {
@@ -111,9 +114,10 @@ class store {
   cairn::expected<void, base::errc> role_revoke_permission(const std::string& name,
                                                            const std::string& key,
                                                            const std::string& range_end);
-  // Authenticate's apply: records `token` (every member does) for `name` at the current
-  // revision.
-  cairn::expected<void, base::errc> assign_token(const std::string& name, const std::string& token);
+  // Authenticate's apply (every member runs it): records `simple_token` for `name` and answers
+  // it, or with JWT answers a token signed for `name` at the current revision.
+  cairn::expected<std::string, base::errc> issue_token(const std::string& name,
+                                                       const std::string& simple_token);
 
   // --- reads ---
   std::optional<user> get_user(const std::string& name) const;

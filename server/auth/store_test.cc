@@ -161,7 +161,7 @@ TEST_F(AuthStoreTest, PasswordsAndTokens) {
   EXPECT_EQ(st->check_password("cert-only", "").error(), errc::no_password_user);
   const std::string tok = st->token_prefix() + ".7";
   EXPECT_EQ(tok.size(), 18u);
-  ASSERT_TRUE(st->assign_token("alice", tok));
+  ASSERT_EQ(st->issue_token("alice", tok).value(), tok);
   auto who = st->token_info(tok);
   ASSERT_TRUE(who);
   EXPECT_EQ(who->user, "alice");
@@ -180,7 +180,7 @@ TEST_F(AuthStoreTest, TokensExpireAfterTheirTtlSinceLastUse) {
   o.token_ttl = std::chrono::seconds(1);
   st = std::make_unique<store>(*d.be, o);
   enable_with_root();
-  ASSERT_TRUE(st->assign_token("root", "t.1"));
+  ASSERT_TRUE(st->issue_token("root", "t.1"));
   for (int i = 0; i < 4; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     EXPECT_TRUE(st->token_info("t.1")) << i;  // each use extends it

@@ -640,7 +640,7 @@ constexpr flag_spec table[] = {
 
     // Auth.
     {"auth-token", g::auth, "simple",
-     "Token kind: 'simple', or 'jwt,pub-key=...,priv-key=...,sign-method=...[,ttl=...]'.", later,
+     "Token kind: 'simple', or 'jwt,pub-key=...,priv-key=...,sign-method=...[,ttl=...]'.", acted,
      field<&config::auth_token>()},
     {"bcrypt-cost", g::auth, "10", "bcrypt cost for password hashes (4 to 31).", acted,
      field<&config::bcrypt_cost>()},

@@ -89,7 +89,9 @@ TEST(Help, ActedOnIsHonest) {
       "peer-key-file", "peer-client-cert-file", "peer-client-key-file", "peer-client-cert-auth",
       "peer-trusted-ca-file", "peer-cert-allowed-cn", "peer-cert-allowed-hostname", "peer-auto-tls",
       "peer-crl-file", "self-signed-cert-validity", "cipher-suites", "tls-min-version",
-      "tls-max-version"};
+      "tls-max-version",
+      // run.cc → auth::store_options (bcrypt slots, token TTL, JWT) and v3rpc::auth_service
+      "bcrypt-cost", "auth-token-ttl", "auth-token"};
   std::set<std::string_view> seen;
   for (const auto& spec : flag_table()) {
     if (spec.status != flag_status::acted_on) continue;

@@ -75,6 +75,17 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
   // rest to everyone else.
   s.auth.bcrypt_slots = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
   s.auth.token_ttl = std::chrono::seconds(std::max<std::int64_t>(cfg.auth_token_ttl, 1));
+  if (auto spec = parse_auth_token(cfg.auth_token); spec && spec->type == "jwt") {
+    std::chrono::seconds ttl = std::chrono::minutes(5);  // etcd's default for JWTs
+    if (auto t = spec->options.find("ttl"); t != spec->options.end()) {
+      if (auto d = parse_go_duration(t->second)) {
+        ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+      }
+    }
+    auto signer = auth::jwt_signer::create(spec->options, ttl);
+    if (!signer) return std::unexpected("--auth-token: " + signer.error());
+    s.auth.jwt = std::move(*signer);
+  }
   s.strict_reconfig_check = cfg.strict_reconfig_check;
   s.lease_checkpoint = cfg.features.lease_checkpoint;
   s.lease_checkpoint_persist = cfg.features.lease_checkpoint_persist;

@@ -2336,10 +2336,13 @@ server::apply_result server::apply_auth(const request&, const auth_request& a) {
     case auth_op::role_revoke_permission:
       r = st.role_revoke_permission(a.name, a.key, a.range_end);
       break;
-    case auth_op::authenticate:
-      token = absl::StrCat(a.secret, ".", store_->consistent_index().index);
-      r = st.assign_token(a.name, token);
+    case auth_op::authenticate: {
+      auto issued =
+          st.issue_token(a.name, absl::StrCat(a.secret, ".", store_->consistent_index().index));
+      if (!issued) return {cairn::unexpected(issued.error())};
+      token = std::move(*issued);
       break;
+    }
   }
   if (!r) return {cairn::unexpected(r.error())};
   return {apply_value(auth_applied{std::move(token)})};
