@@ -473,5 +473,46 @@ TEST(PeerTls, ThreeMembersOverMutualTlsRefuseAForeignPeer) {
   }
 }
 
+// --peer-auto-tls: each member makes its own certificate; members do not verify each other's
+// (as etcd), and the cluster works over TLS.
+TEST(PeerTls, AutoTlsMembersFormAClusterOverTls) {
+  e2e::temp_dir dir("cairn-peer-auto");
+  std::vector<std::pair<int, int>> ports;
+  for (int i = 0; i < 3; ++i) ports.emplace_back(e2e::free_port(), e2e::free_port());
+  std::string cluster;
+  for (int i = 0; i < 3; ++i) {
+    cluster += (i ? "," : "") + ("m" + std::to_string(i + 1)) +
+               "=https://127.0.0.1:" + std::to_string(ports[i].second);
+  }
+  std::vector<std::unique_ptr<e2e::process>> procs;
+  std::string eps;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "m" + std::to_string(i + 1);
+    const std::string c = "http://127.0.0.1:" + std::to_string(ports[i].first);
+    const std::string purl = "https://127.0.0.1:" + std::to_string(ports[i].second);
+    procs.push_back(std::make_unique<e2e::process>(
+        std::vector<std::string>{
+            e2e::cairn_binary().string(), "--name=" + name,
+            "--data-dir=" + (dir.path() / name).string(), "--listen-client-urls=" + c,
+            "--advertise-client-urls=" + c, "--listen-peer-urls=" + purl,
+            "--initial-advertise-peer-urls=" + purl, "--initial-cluster=" + cluster,
+            "--peer-auto-tls", "--heartbeat-interval=50", "--election-timeout=500"},
+        dir.path() / (name + ".log")));
+    eps += (i ? "," : "") + ("127.0.0.1:" + std::to_string(ports[i].first));
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(procs[i]->wait_for_port(ports[i].first));
+  ASSERT_TRUE(eventually([&] {
+    return etcdctl(eps, {"endpoint", "health"}).exit_code == 0;
+  })) << procs[0]->log();
+  EXPECT_EQ(etcdctl("127.0.0.1:" + std::to_string(ports[0].first), {"put", "k", "v"}).exit_code, 0);
+  EXPECT_TRUE(eventually([&] {
+    return etcdctl("127.0.0.1:" + std::to_string(ports[2].first),
+                   {"get", "k", "--print-value-only"})
+               .out == "v\n";
+  }));
+  EXPECT_NE(slurp(dir.path() / "m1" / "fixtures" / "peer" / "cert.pem").find("BEGIN CERTIFICATE"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace cairn
