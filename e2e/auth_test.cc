@@ -25,32 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class member {
- public:
-  member(const fs::path& binary, const fs::path& dir, const std::string& name,
-         const std::vector<std::string>& flags, const std::string& scheme = "http")
-      : port_(e2e::free_port()), peer_(e2e::free_port()) {
-    const std::string url = scheme + "://127.0.0.1:" + std::to_string(port_);
-    const std::string purl = "http://127.0.0.1:" + std::to_string(peer_);
-    std::vector<std::string> argv = {binary.string(),
-                                     "--name=" + name,
-                                     "--data-dir=" + (dir / (name + ".data")).string(),
-                                     "--listen-client-urls=" + url,
-                                     "--advertise-client-urls=" + url,
-                                     "--listen-peer-urls=" + purl,
-                                     "--initial-advertise-peer-urls=" + purl,
-                                     "--initial-cluster=" + name + "=" + purl};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    proc_ = std::make_unique<e2e::process>(argv, dir / (name + ".log"));
-    if (!proc_->wait_for_port(port_)) throw std::runtime_error(name + " did not start:\n" + log());
-  }
-  std::string ep() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string log() const { return proc_->log(); }
-
- private:
-  int port_, peer_;
-  std::unique_ptr<e2e::process> proc_;
-};
+using member = e2e::one_member;
 
 e2e::run_result etcdctl(const std::string& ep, const std::vector<std::string>& args,
                         const std::string& stdin_text = "") {

@@ -23,34 +23,11 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// One member (cairn or etcd) on free ports with an https client URL and `flags`.
-class member {
- public:
+// One member with an https client URL (e2e::one_member), cairn or etcd.
+struct member : e2e::one_member {
   member(const fs::path& binary, const fs::path& dir, const std::string& name,
          const std::vector<std::string>& flags, const std::string& scheme = "https")
-      : port_(e2e::free_port()), peer_(e2e::free_port()) {
-    const std::string url = scheme + "://127.0.0.1:" + std::to_string(port_);
-    const std::string purl = "http://127.0.0.1:" + std::to_string(peer_);
-    std::vector<std::string> argv = {binary.string(),
-                                     "--name=" + name,
-                                     "--data-dir=" + (dir / (name + ".data")).string(),
-                                     "--listen-client-urls=" + url,
-                                     "--advertise-client-urls=" + url,
-                                     "--listen-peer-urls=" + purl,
-                                     "--initial-advertise-peer-urls=" + purl,
-                                     "--initial-cluster=" + name + "=" + purl};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    proc_ = std::make_unique<e2e::process>(argv, dir / (name + ".log"));
-    if (!proc_->wait_for_port(port_)) throw std::runtime_error(name + " did not start:\n" + log());
-  }
-  std::string ep() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string https() const { return "https://" + ep(); }
-  std::string log() const { return proc_->log(); }
-  e2e::process& proc() { return *proc_; }
-
- private:
-  int port_, peer_;
-  std::unique_ptr<e2e::process> proc_;
+      : one_member(binary, dir, name, flags, scheme) {}
 };
 
 e2e::run_result etcdctl(const std::string& ep, const std::vector<std::string>& args) {
@@ -135,8 +112,8 @@ class ClientTls : public ::testing::Test {
   // The same curl against both: success or failure must match, and the body too on success.
   e2e::run_result both_curl(member& cairn, member& etcd, const std::vector<std::string>& args,
                             const std::string& path) {
-    auto want = curl(with(args, {etcd.https() + path}));
-    auto got = curl(with(args, {cairn.https() + path}));
+    auto want = curl(with(args, {etcd.url() + path}));
+    auto got = curl(with(args, {cairn.url() + path}));
     EXPECT_EQ(got.exit_code == 0, want.exit_code == 0)
         << path << " cairn " << got.exit_code << " etcd " << want.exit_code;
     if (got.exit_code == 0 && want.exit_code == 0 && path == "/health") {
@@ -188,7 +165,7 @@ TEST_F(ClientTls, MutualTlsAcceptsAndRefusesAsEtcd) {
                                               p("client.crt"), "--key",     p("client.key")};
   EXPECT_EQ(both_curl(cairn, etcd, with_cert, "/health").exit_code, 0);
   EXPECT_NE(both_curl(cairn, etcd, {"--cacert", p("ca.crt")}, "/health").exit_code, 0);
-  auto range = curl(with(with_cert, {"-d", R"({"key":"aw=="})", cairn.https() + "/v3/kv/range"}));
+  auto range = curl(with(with_cert, {"-d", R"({"key":"aw=="})", cairn.url() + "/v3/kv/range"}));
   EXPECT_NE(range.out.find(R"("value":"MQ==")"), std::string::npos) << range.out;
   auto plain_cairn = curl({"http://" + cairn.ep() + "/health"});
   auto plain_etcd = curl({"http://" + etcd.ep() + "/health"});
@@ -205,7 +182,7 @@ TEST_F(ClientTls, ACaFileAloneRequiresClientCertificatesAsEtcd) {
   // Server-side TLS only: any client that trusts the CA.
   member open(e2e::cairn_binary(), d(), "open", server_flags());
   EXPECT_EQ(etcdctl(open.ep(), {"--cacert=" + p("ca.crt"), "put", "k", "2"}).exit_code, 0);
-  EXPECT_EQ(curl({"--cacert", p("ca.crt"), open.https() + "/health"}).out,
+  EXPECT_EQ(curl({"--cacert", p("ca.crt"), open.url() + "/health"}).out,
             "{\"health\":\"true\",\"reason\":\"\"}");
 }
 
@@ -250,7 +227,7 @@ TEST_F(ClientTls, AutoTlsServesASelfSignedCertificateKeptAcrossRestarts) {
     EXPECT_NE(etcdctl(cairn.ep(), {"get", "k", "--cacert=" + p("ca.crt")}).exit_code, 0);
     first = slurp(d() / "cairn.data" / "fixtures" / "client" / "cert.pem");
     ASSERT_NE(first.find("BEGIN CERTIFICATE"), std::string::npos);
-    EXPECT_EQ(curl({"-k", cairn.https() + "/health"}).out, "{\"health\":\"true\",\"reason\":\"\"}");
+    EXPECT_EQ(curl({"-k", cairn.url() + "/health"}).out, "{\"health\":\"true\",\"reason\":\"\"}");
   }
   member again(e2e::cairn_binary(), d(), "cairn", {"--auto-tls"});
   EXPECT_EQ(slurp(d() / "cairn.data" / "fixtures" / "client" / "cert.pem"), first);
@@ -347,7 +324,7 @@ TEST_F(ClientTls, CertificateAndCaRotateWhileServing) {
   EXPECT_EQ(etcdctl(cairn.ep(), with(client(), {"put", "k", "1"})).exit_code, 0);
   const std::vector<std::string> old_http = {"--cacert",      p("ca.crt"), "--cert",
                                              p("client.crt"), "--key",     p("client.key")};
-  EXPECT_EQ(curl(with(old_http, {cairn.https() + "/health"})).exit_code, 0);
+  EXPECT_EQ(curl(with(old_http, {cairn.url() + "/health"})).exit_code, 0);
 
   // New server certificate from another CA: clients that trust only ca2 get in, on gRPC and
   // on HTTP, with no restart.
@@ -364,7 +341,7 @@ TEST_F(ClientTls, CertificateAndCaRotateWhileServing) {
   })) << cairn.log();
   EXPECT_TRUE(eventually([&] {
     return curl({"--cacert", p("ca2.crt"), "--cert", p("client.crt"), "--key", p("client.key"),
-                 cairn.https() + "/health"})
+                 cairn.url() + "/health"})
                .exit_code == 0;
   }));
   EXPECT_NE(etcdctl(cairn.ep(), with(client(), {"get", "k"})).exit_code, 0);  // trusts only ca
@@ -379,7 +356,7 @@ TEST_F(ClientTls, CertificateAndCaRotateWhileServing) {
   EXPECT_NE(etcdctl(cairn.ep(), with(ca2_trust, {"get", "k"})).exit_code, 0);
   EXPECT_TRUE(eventually([&] {
     return curl({"--cacert", p("ca2.crt"), "--cert", p("client2.crt"), "--key", p("client2.key"),
-                 cairn.https() + "/health"})
+                 cairn.url() + "/health"})
                .exit_code == 0;
   }));
 }

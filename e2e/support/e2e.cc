@@ -435,4 +435,25 @@ void cairn_cluster::kill(int i) {
   if (members_[i].proc) members_[i].proc->kill_now();
 }
 
+one_member::one_member(const std::filesystem::path& binary, const std::filesystem::path& dir,
+                       const std::string& name, const std::vector<std::string>& flags,
+                       const std::string& scheme)
+    : scheme_(scheme), port_(free_port()), peer_(free_port()) {
+  const std::string purl = "http://127.0.0.1:" + std::to_string(peer_);
+  std::vector<std::string> argv = {binary.string(),
+                                   "--name=" + name,
+                                   "--data-dir=" + (dir / (name + ".data")).string(),
+                                   "--listen-client-urls=" + url(),
+                                   "--advertise-client-urls=" + url(),
+                                   "--listen-peer-urls=" + purl,
+                                   "--initial-advertise-peer-urls=" + purl,
+                                   "--initial-cluster=" + name + "=" + purl};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  proc_ = std::make_unique<process>(argv, dir / (name + ".log"));
+  if (!proc_->wait_for_port(port_)) throw std::runtime_error(name + " did not start:\n" + log());
+}
+
+std::string one_member::ep() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string one_member::url() const { return scheme_ + "://" + ep(); }
+
 }  // namespace cairn::e2e

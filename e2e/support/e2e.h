@@ -127,6 +127,26 @@ class cairn_server {
   std::optional<process> proc_;
 };
 
+// One member of `binary` (cairn or the real etcd, to run the same flags on both) named `name`:
+// data in <dir>/<name>.data, log in <dir>/<name>.log, the client URL
+// <scheme>://127.0.0.1:<free port>, a plain peer URL, then `flags`. Throws std::runtime_error
+// with the log if it does not listen.
+class one_member {
+ public:
+  one_member(const std::filesystem::path& binary, const std::filesystem::path& dir,
+             const std::string& name, const std::vector<std::string>& flags,
+             const std::string& scheme = "http");
+  std::string ep() const;   // "127.0.0.1:<port>"
+  std::string url() const;  // "<scheme>://127.0.0.1:<port>"
+  std::string log() const { return proc_->log(); }
+  process& proc() { return *proc_; }
+
+ private:
+  std::string scheme_;
+  int port_, peer_;
+  std::unique_ptr<process> proc_;
+};
+
 // `size` members of one `cairn` cluster on free loopback ports (names m1..mN, token
 // "cairn-e2e", heartbeat 50 ms and election timeout 500 ms unless `extra_flags` say otherwise),
 // each with its data under `dir`. Members are numbered from 0. Nothing starts until start().

@@ -20,6 +20,27 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 
+// Writes all of `data` to a non-blocking socket, waiting for room as needed. False if the
+// socket broke or `stop_fd` became readable.
+bool send_fully(int fd, std::string_view data, int stop_fd) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd fds[2] = {{fd, POLLOUT, 0}, {stop_fd, POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0 && errno != EINTR) return false;
+      if (fds[1].revents != 0) return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
 // One TLS session over a non-blocking socket, with memory BIOs so that the bytes the listener
 // already read go first.
 class session_io {
@@ -79,24 +100,7 @@ class session_io {
     if (left <= 0) return 0;
     return static_cast<int>(std::min<long long>(left, INT_MAX));
   }
-  bool send_all(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t n = ::send(net_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        data.remove_prefix(static_cast<std::size_t>(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        pollfd fds[2] = {{net_, POLLOUT, 0}, {stop_fd_, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0 && errno != EINTR) return false;
-        if (fds[1].revents != 0) return false;
-        continue;
-      }
-      return false;
-    }
-    return true;
-  }
+  bool send_all(std::string_view data) { return send_fully(net_, data, stop_fd_); }
 
   int net_;
   int stop_fd_;
@@ -105,32 +109,13 @@ class session_io {
   BIO* out_ = nullptr;
 };
 
-bool write_plain(int app, std::string_view data, int stop_fd) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(app, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      data.remove_prefix(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      pollfd fds[2] = {{app, POLLOUT, 0}, {stop_fd, POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0 && errno != EINTR) return false;
-      if (fds[1].revents != 0) return false;
-      continue;
-    }
-    return false;
-  }
-  return true;
-}
-
 // Decrypted bytes waiting in OpenSSL → the app. False once the TLS session ended.
 bool drain_plain(session_io& io, int app, int stop_fd) {
   std::array<char, 16384> buf{};
   while (true) {
     const int n = SSL_read(io.ssl(), buf.data(), static_cast<int>(buf.size()));
     if (n > 0) {
-      if (!write_plain(app, std::string_view(buf.data(), static_cast<std::size_t>(n)), stop_fd)) {
+      if (!send_fully(app, std::string_view(buf.data(), static_cast<std::size_t>(n)), stop_fd)) {
         return false;
       }
       continue;

@@ -234,6 +234,19 @@ cairn::expected<ctx_ptr, std::string> build_server_ctx(const tls_info& info) {
   return ctx;
 }
 
+// A CRL file, PEM or DER (Go's x509.ParseCRL takes both); null if it is neither.
+crl_ptr read_crl(const std::string& path) {
+  bio_ptr bio(BIO_new_file(path.c_str(), "r"));
+  crl_ptr crl(bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!crl) {
+    ERR_clear_error();
+    bio_ptr der(BIO_new_file(path.c_str(), "rb"));
+    crl.reset(der ? d2i_X509_CRL_bio(der.get(), nullptr) : nullptr);
+  }
+  ERR_clear_error();
+  return crl;
+}
+
 std::string file_stamp(const std::string& path) {
   if (path.empty()) return "-";
   struct stat st {};
@@ -276,15 +289,7 @@ cairn::expected<void, std::string> check_files(const tls_info& info) {
   }
   if (!info.crl_file.empty()) {
     if (auto why = unreadable(info.crl_file)) return cairn::unexpected(*why);
-    bio_ptr bio(BIO_new_file(info.crl_file.c_str(), "r"));
-    crl_ptr crl(bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-    if (!crl) {
-      ERR_clear_error();
-      // Go's x509.ParseCRL takes DER as well.
-      bio_ptr der(BIO_new_file(info.crl_file.c_str(), "rb"));
-      crl.reset(der ? d2i_X509_CRL_bio(der.get(), nullptr) : nullptr);
-    }
-    if (!crl) return cairn::unexpected("cannot parse the CRL " + info.crl_file);
+    if (!read_crl(info.crl_file)) return cairn::unexpected("cannot parse the CRL " + info.crl_file);
   }
   return {};
 }
@@ -390,14 +395,7 @@ std::string check_certificate(const tls_info& info, X509* leaf) {
   if ((false)) {
 #endif
     // Read at each connection, as etcd's listener does, so a new CRL applies at once.
-    bio_ptr bio(BIO_new_file(info.crl_file.c_str(), "r"));
-    crl_ptr crl(bio ? PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr) : nullptr);
-    if (!crl) {
-      ERR_clear_error();
-      bio_ptr der(BIO_new_file(info.crl_file.c_str(), "rb"));
-      crl.reset(der ? d2i_X509_CRL_bio(der.get(), nullptr) : nullptr);
-    }
-    ERR_clear_error();
+    crl_ptr crl = read_crl(info.crl_file);
     if (!crl) return "cannot read the CRL " + info.crl_file;
     X509_REVOKED* revoked = nullptr;
     if (X509_CRL_get0_by_serial(crl.get(), &revoked,

@@ -111,6 +111,8 @@ grpc::Status lease_service::LeaseGrant(grpc::ServerContext* ctx,
                                        const etcdserverpb::LeaseGrantRequest* req,
                                        etcdserverpb::LeaseGrantResponse* resp) {
   if (auto e = admit(ctx, node_)) return to_grpc_status(*e);
+  // Any user may grant; a token that is not valid is refused, as etcd's raft requests are.
+  if (auto who = caller(ctx, node_); !who) return to_grpc_status(who.error());
   auto g = node_.lease_grant(req->id(), req->ttl());
   if (!g) return to_grpc_status(g.error());
   fill(node_, resp->mutable_header(), g->revision);

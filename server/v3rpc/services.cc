@@ -782,7 +782,7 @@ grpc::Status auth_service::Authenticate(grpc::ServerContext* ctx,
   // the store changed meanwhile, again.
   for (int attempt = 0; attempt < 8; ++attempt) {
     mvcc::range_request probe;
-    probe.key = "\0";
+    probe.key = std::string(1, '\0');
     probe.limit = 1;
     probe.keys_only = true;
     if (auto r = node_.range(probe); !r) return fail(r.error());
