@@ -447,7 +447,7 @@ constexpr flag_spec table[] = {
      "How to read --auto-compaction-retention: 'periodic' or 'revision'.", acted,
      field<&config::auto_compaction_mode>()},
     {"enable-v2", g::clustering, "false",
-     "Serve the v2 keys API (deprecated in etcd 3.5, removed in 3.6).", later,
+     "Serve the v2 keys API (deprecated in etcd 3.5, removed in 3.6).", acted,
      field<&config::enable_v2>()},
     {"v2-deprecation", g::clustering, "not-yet",
      "v2 store deprecation stage: not-yet, write-only, write-only-drop-data or gone.", later,

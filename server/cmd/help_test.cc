@@ -91,7 +91,9 @@ TEST(Help, ActedOnIsHonest) {
       "peer-crl-file", "self-signed-cert-validity", "cipher-suites", "tls-min-version",
       "tls-max-version",
       // run.cc → auth::store_options (bcrypt slots, token TTL, JWT) and v3rpc::auth_service
-      "bcrypt-cost", "auth-token-ttl", "auth-token"};
+      "bcrypt-cost", "auth-token-ttl", "auth-token",
+      // run.cc → v2http::install_keys
+      "enable-v2"};
   std::set<std::string_view> seen;
   for (const auto& spec : flag_table()) {
     if (spec.status != flag_status::acted_on) continue;

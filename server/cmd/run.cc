@@ -16,6 +16,7 @@
 #include "metrics/exporter.h"
 #include "tls/tls.h"
 #include "transport/peer_transport.h"
+#include "v2http/keys.h"
 #include "v3rpc/client_listener.h"
 #include "v3rpc/gateway.h"
 #include "v3rpc/grpc_metrics.h"
@@ -336,6 +337,7 @@ int run(const config& cfg) {
   http::install_metrics(client_routes, metrics_text);
   v3rpc::gateway gateway;  // its channel is set once the gRPC server runs
   if (cfg.enable_grpc_gateway) gateway.install(client_routes);
+  if (cfg.enable_v2) v2http::install_keys(client_routes, n);
   http::router metrics_routes;
   http::install_metrics_endpoints(metrics_routes, health, counters, metrics_text);
 

@@ -20,6 +20,9 @@
 //   kind 9 member attributes := u64 member_id | name | u32 n | n × client url
 //   kind 10 auth := u8 op | name | role | secret | bool no_password | u8 perm_type | key |
 //                   range_end
+//   kind 11 v2 := method | path | value | bool dir | u8 prev_exist (0 unset, 1 false, 2 true) |
+//                 prev_value | u64 prev_index | bool recursive | bool sorted | bool refresh |
+//                 i64 expiration | i64 time
 //   (kinds 6-9 were added without a version change: entries written before them decode as
 //   before, and an older build refuses the new kinds instead of misreading them)
 //
@@ -319,6 +322,19 @@ std::string encode_request(const request& r) {
             w.i64(c.id);
             w.i64(c.remaining_ttl);
           }
+        } else if constexpr (std::is_same_v<T, v2_request>) {
+          w.str(v.method);
+          w.str(v.path);
+          w.str(v.value);
+          w.b(v.dir);
+          w.u8(!v.prev_exist ? 0 : (*v.prev_exist ? 2 : 1));
+          w.str(v.prev_value);
+          w.u64(v.prev_index);
+          w.b(v.recursive);
+          w.b(v.sorted);
+          w.b(v.refresh);
+          w.i64(v.expiration);
+          w.i64(v.time);
         } else if constexpr (std::is_same_v<T, auth_request>) {
           w.u8(static_cast<std::uint8_t>(v.op));
           w.str(v.name);
@@ -418,6 +434,25 @@ std::optional<request> decode_request(std::string_view bytes) {
       a.key = r.str();
       a.range_end = r.str();
       q.op = std::move(a);
+      break;
+    }
+    case 11: {
+      v2_request v;
+      v.method = r.str();
+      v.path = r.str();
+      v.value = r.str();
+      v.dir = r.b();
+      const std::uint8_t pe = r.u8();
+      if (pe > 2) return std::nullopt;
+      if (pe != 0) v.prev_exist = pe == 2;
+      v.prev_value = r.str();
+      v.prev_index = r.u64();
+      v.recursive = r.b();
+      v.sorted = r.b();
+      v.refresh = r.b();
+      v.expiration = r.i64();
+      v.time = r.i64();
+      q.op = std::move(v);
       break;
     }
     default:

@@ -105,12 +105,32 @@ struct auth_request {
   friend bool operator==(const auth_request&, const auth_request&) = default;
 };
 
+// etcd's v2 Request as applied (apply_v2.go): PUT (set, create with prev_exist=false, update or
+// compareAndSwap with prev_exist=true / prev_value / prev_index), POST (in-order create),
+// DELETE (or compareAndDelete), QGET (a quorum read), SYNC (expire TTLs up to `time`).
+// Expiration is absolute (Unix nanoseconds), fixed by the member that took the request.
+struct v2_request {
+  std::string method;
+  std::string path;
+  std::string value;
+  bool dir = false;
+  std::optional<bool> prev_exist;
+  std::string prev_value;
+  std::uint64_t prev_index = 0;
+  bool recursive = false;
+  bool sorted = false;
+  bool refresh = false;
+  std::int64_t expiration = 0;  // 0: no TTL
+  std::int64_t time = 0;        // SYNC
+  friend bool operator==(const v2_request&, const v2_request&) = default;
+};
+
 struct request {
   std::uint64_t id = 0;
   // New kinds go at the end: the kind byte on disk is the alternative's position + 1.
   std::variant<mvcc::put_request, mvcc::delete_range_request, mvcc::txn_request, compact_request,
                alarm_request, lease_grant_request, lease_revoke_request, lease_checkpoint_request,
-               member_attributes_request, auth_request>
+               member_attributes_request, auth_request, v2_request>
       op;
   // Who asked (etcd's RequestHeader.Username / AuthRevision): the apply checks permissions as
   // this user at this auth revision. 0: an internal request, never checked.

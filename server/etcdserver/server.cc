@@ -49,7 +49,12 @@ struct auth_applied {
 using apply_value =
     std::variant<mvcc::put_response, mvcc::delete_range_response, mvcc::txn_response,
                  compact_response, std::vector<alarm_member>, lease_grant_result, lease_revoked,
-                 lease_checkpointed, std::vector<member>, auth_applied>;
+                 lease_checkpointed, std::vector<member>, auth_applied,
+                 cairn::expected<v2store::event, v2store::error>>;
+
+// Where the v2 store lives in the db: one blob, written before each commit that follows a
+// change (the backend's pre-commit hook), so it always matches the consistent index.
+constexpr std::string_view v2store_key = "v2store";
 
 // A request as `who` asked it: the header the apply checks permissions with.
 request as_user(request r, const auth::auth_info& who) {
@@ -417,6 +422,11 @@ cairn::expected<void, server_error> server::open() {
   restore_lease_keys();
   store_->set_lease_hook(lessor_.get());
   auth_ = std::make_unique<auth::store>(*backend_, cfg_.auth);
+  v2_ = std::make_unique<v2store::store>();
+  load_v2();
+  backend_->add_pre_commit_hook([this] {
+    if (v2_dirty_.exchange(false)) backend_->put(schema::meta, v2store_key, v2_->save());
+  });
   // Server-chosen lease ids: the low 16 bits of the member id, then milliseconds since the epoch
   // shifted past an 8-bit counter, so ids differ across members and restarts.
   lease_counter_ =
@@ -855,6 +865,15 @@ void server::lease_loop() {
       if (lease_cv_.wait_for(lock, interval, [&] { return stop_lease_; })) return;
     }
     if (!lessor_->is_primary()) continue;
+    // The leader expires v2 TTLs for everyone (etcd's SYNC every 500 ms).
+    if (auto due = v2_->next_expiry(); due && *due <= v2store::clock::now()) {
+      v2_request sync;
+      sync.method = "SYNC";
+      sync.time = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      v2store::clock::now().time_since_epoch())
+                      .count();
+      propose_no_wait({0, std::move(sync)});
+    }
     auto expired = lessor_->expired(limit);
     // etcd #15247: a leader that was stalled (a paused process, a stuck disk) still believes it
     // leads when it wakes, and its lessor sees leases expire that the new leader kept alive. Its
@@ -1978,6 +1997,7 @@ void server::install_snapshot(const raftpb::Snapshot& snap) {
   lessor_->recover();
   restore_lease_keys();
   auth_->recover();
+  load_v2();
   members_.load(*backend_);
   load_alarms();
   {
@@ -2117,6 +2137,7 @@ server::apply_result server::apply_request(const request& r) {
   }
   if (auto ok = check_apply_auth(r); !ok) return {cairn::unexpected(ok.error())};
   if (const auto* a = std::get_if<auth_request>(&r.op)) return apply_auth(r, *a);
+  if (const auto* v = std::get_if<v2_request>(&r.op)) return apply_v2(*v);
   const bool write = std::visit(
       [](const auto& op) {
         using T = std::decay_t<decltype(op)>;
@@ -2190,8 +2211,8 @@ server::apply_result server::apply_request(const request& r) {
           compaction_started_ = std::chrono::steady_clock::now();
           if (op.physical) store_->finish_compaction();
           return {apply_value(compact_response{store_->rev()})};
-        } else if constexpr (std::is_same_v<T, auth_request>) {
-          return {cairn::unexpected(base::errc::invalid_auth_mgmt)};  // apply_auth took it
+        } else if constexpr (std::is_same_v<T, auth_request> || std::is_same_v<T, v2_request>) {
+          return {cairn::unexpected(base::errc::invalid_auth_mgmt)};  // taken above
         } else if constexpr (std::is_same_v<T, member_attributes_request>) {
           auto m = members_.get(op.member_id);
           if (m) {
@@ -2355,6 +2376,74 @@ cairn::expected<std::string, base::errc> server::auth_change(auth_request a,
   auto r = take<auth_applied>(std::move(res->value));
   if (!r) return cairn::unexpected(r.error());
   return std::move(r->token);
+}
+
+void server::load_v2() {
+  auto view = backend_->read();
+  auto blob = view.get(schema::meta, v2store_key);
+  if (!blob) {
+    v2_->recover("cairn-v2store 1\n0\n");
+    return;
+  }
+  if (!v2_->recover(*blob)) fatal("the v2 store in the db cannot be read");
+}
+
+server::apply_result server::apply_v2(const v2_request& v) {
+  v2store::ttl_options ttl;
+  if (v.expiration != 0) {
+    ttl.expire = v2store::clock::time_point(std::chrono::duration_cast<v2store::clock::duration>(
+        std::chrono::nanoseconds(v.expiration)));
+  }
+  ttl.refresh = v.refresh;
+  auto& st = *v2_;
+  cairn::expected<v2store::event, v2store::error> r =
+      cairn::unexpected(v2store::error{v2store::ecode::invalid_form, "unknown method", st.index()});
+  if (v.method == "POST") {
+    r = st.create(v.path, v.dir, v.value, true, ttl);
+  } else if (v.method == "PUT") {
+    if (v.prev_exist) {
+      if (*v.prev_exist) {
+        r = v.prev_index == 0 && v.prev_value.empty()
+                ? st.update(v.path, v.value, ttl)
+                : st.compare_and_swap(v.path, v.prev_value, v.prev_index, v.value, ttl);
+      } else {
+        r = st.create(v.path, v.dir, v.value, false, ttl);
+      }
+    } else if (v.prev_index > 0 || !v.prev_value.empty()) {
+      r = st.compare_and_swap(v.path, v.prev_value, v.prev_index, v.value, ttl);
+    } else {
+      r = st.set(v.path, v.dir, v.value, ttl);
+    }
+  } else if (v.method == "DELETE") {
+    r = v.prev_index > 0 || !v.prev_value.empty()
+            ? st.compare_and_delete(v.path, v.prev_value, v.prev_index)
+            : st.remove(v.path, v.dir, v.recursive);
+  } else if (v.method == "QGET") {
+    r = st.get(v.path, v.recursive, v.sorted);
+  } else if (v.method == "SYNC") {
+    st.delete_expired(v2store::clock::time_point(
+        std::chrono::duration_cast<v2store::clock::duration>(std::chrono::nanoseconds(v.time))));
+    r = cairn::unexpected(v2store::error{v2store::ecode::key_not_found, "", st.index()});
+  }
+  if (v.method != "QGET") v2_dirty_ = true;
+  return {apply_value(std::move(r))};
+}
+
+cairn::expected<v2store::event, v2store::error> server::v2(const v2_request& r) {
+  auto res = propose({0, r});
+  if (!res) {
+    const base::errc e = res.error();
+    const bool election = e == base::errc::no_leader || e == base::errc::leader_changed;
+    return cairn::unexpected(
+        v2store::error{election ? v2store::ecode::leader_elect : v2store::ecode::raft_internal,
+                       std::string(base::message(e)), v2_->index()});
+  }
+  auto v = take<cairn::expected<v2store::event, v2store::error>>(std::move(res->value));
+  if (!v) {
+    return cairn::unexpected(v2store::error{v2store::ecode::raft_internal,
+                                            std::string(base::message(v.error())), v2_->index()});
+  }
+  return std::move(*v);
 }
 
 }  // namespace cairn::etcdserver

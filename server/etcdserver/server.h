@@ -57,6 +57,7 @@
 #include "mvcc/watchable_store.h"
 #include "raft/raw_node.h"
 #include "raftpb/raft.pb.h"
+#include "v2store/store.h"
 
 namespace cairn::snap {
 class snapshotter;
@@ -388,6 +389,10 @@ class server {
 
   mvcc::store& store() { return *store_; }
   auth::store& auth() { return *auth_; }
+  // The v2 key space: read and watched locally; changed only through v2().
+  v2store::store& v2() { return *v2_; }
+  // A v2 change (or a quorum read) through raft; raft trouble answers etcd's 300/301 errors.
+  cairn::expected<v2store::event, v2store::error> v2(const v2_request& r);
   // An auth change through raft (admin rights checked when applied, as `who`). Answers the
   // token for authenticate (the request's secret + "." + the entry's index), else "".
   cairn::expected<std::string, base::errc> auth_change(auth_request r,
@@ -417,6 +422,9 @@ class server {
   // revision (internal requests, auth revision 0, pass).
   cairn::expected<void, base::errc> check_apply_auth(const request& r) const;
   apply_result apply_auth(const request& r, const auth_request& a);
+  apply_result apply_v2(const v2_request& v);
+  // The v2 store from the db's meta bucket (empty if none), after open and snapshot installs.
+  void load_v2();
   void propose_async(request r, std::function<void(apply_result)> done);
   // Registers a waiter for `id` (answered with `stopped` if the server stopped) and queues `in`
   // for the raft loop.
@@ -473,6 +481,10 @@ class server {
 
   std::unique_ptr<wal::wal> wal_;
   std::unique_ptr<snap::snapshotter> snapshotter_;
+  // Declared before backend_ so that it outlives it: the backend's last commit may still run
+  // the hook that saves it.
+  std::unique_ptr<v2store::store> v2_;
+  std::atomic<bool> v2_dirty_{false};
   std::unique_ptr<backend::backend> backend_;
   std::unique_ptr<mvcc::store> store_;
   std::unique_ptr<mvcc::watchable_store> watchable_;

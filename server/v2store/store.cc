@@ -310,7 +310,7 @@ cairn::expected<store::node*, error> store::lookup(const std::string& path) cons
 
 node_view store::view(const node* n, bool recursive, bool sorted) const {
   node_view v;
-  v.key = n->path;
+  v.key = n == root_.get() ? "" : n->path;  // etcd trims its "/1" prefix to nothing
   v.modified_index = n->modified;
   v.created_index = n->created;
   if (n->expire) {

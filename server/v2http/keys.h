@@ -1,0 +1,22 @@
+// v2http/keys.h: etcd's v2 keys API over HTTP (/v2/keys), served on the client URLs' HTTP side
+// when --enable-v2 is set, as etcd 3.4's keysHandler:
+//   GET     read (local; quorum=true goes through raft), or with wait=true a watch: long poll
+//           for one event, or stream=true for every event, from waitIndex (the history) or now;
+//   PUT     set / create (prevExist=false) / update (prevExist=true) / compareAndSwap
+//           (prevValue, prevIndex); dir=true, ttl=, refresh=true;
+//   POST    an in-order key under the path;
+//   DELETE  delete (dir=true, recursive=true) / compareAndDelete (prevValue, prevIndex).
+// Parameters come from the query and, for PUT and POST, from a form body; bad ones answer
+// etcd's 2xx error codes with etcd's causes. Answers carry X-Etcd-Index, X-Raft-Index (the
+// committed index), X-Raft-Term and X-Etcd-Cluster-Id; a create (or a set of a new key) is 201.
+// Bodies are etcd's JSON plus a newline.
+#pragma once
+
+#include "etcdserver/server.h"
+#include "http/router.h"
+
+namespace cairn::v2http {
+
+void install_keys(http::router& r, etcdserver::server& node);
+
+}  // namespace cairn::v2http
