@@ -55,6 +55,9 @@ interval granted(const permission& p) {
 }  // namespace
 
 cairn::expected<std::string, std::string> hash_password(std::string_view password, int cost) {
+  if (password.find('\0') != std::string_view::npos) {
+    return cairn::unexpected(std::string("a password cannot hold a NUL byte"));
+  }
   std::array<char, CRYPT_GENSALT_OUTPUT_SIZE> setting{};
   std::array<unsigned char, 16> random{};
   if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
@@ -74,7 +77,8 @@ cairn::expected<std::string, std::string> hash_password(std::string_view passwor
 }
 
 bool password_matches(std::string_view password, const std::string& hash) {
-  if (hash.empty()) return false;
+  // crypt(3) stops at a NUL: such a password would match its prefix. None is ever hashed.
+  if (hash.empty() || password.find('\0') != std::string_view::npos) return false;
   crypt_data data{};
   const std::string pw(password);
   const char* out = crypt_rn(pw.c_str(), hash.c_str(), &data, sizeof data);
@@ -420,25 +424,43 @@ cairn::expected<std::uint64_t, base::errc> store::check_password(const std::stri
     hash = it->second.password_hash;
     rev = revision_;
   }
-  {
-    std::unique_lock lock(bcrypt_mu_);
-    if (!bcrypt_cv_.wait_for(lock, opts_.bcrypt_wait,
-                             [&] { return bcrypt_busy_ < std::max(opts_.bcrypt_slots, 1); })) {
-      return cairn::unexpected(base::errc::too_many_requests);
-    }
-    ++bcrypt_busy_;
-  }
+  if (!take_bcrypt_slot()) return cairn::unexpected(base::errc::too_many_requests);
   const bool ok = password_matches(password, hash);
-  {
-    std::lock_guard lock(bcrypt_mu_);
-    --bcrypt_busy_;
-  }
-  bcrypt_cv_.notify_one();
+  give_bcrypt_slot();
   if (!ok) {
     CAIRN_LOG(info, "invalid password", {"user-name", name});
     return cairn::unexpected(base::errc::auth_failed);
   }
   return rev;
+}
+
+bool store::take_bcrypt_slot() {
+  std::unique_lock lock(bcrypt_mu_);
+  if (!bcrypt_cv_.wait_for(lock, opts_.bcrypt_wait,
+                           [&] { return bcrypt_busy_ < std::max(opts_.bcrypt_slots, 1); })) {
+    return false;
+  }
+  ++bcrypt_busy_;
+  return true;
+}
+
+void store::give_bcrypt_slot() {
+  {
+    std::lock_guard lock(bcrypt_mu_);
+    --bcrypt_busy_;
+  }
+  bcrypt_cv_.notify_one();
+}
+
+cairn::expected<std::string, base::errc> store::hash_bounded(std::string_view password, int cost) {
+  if (password.find('\0') != std::string_view::npos) {
+    return cairn::unexpected(base::errc::invalid_auth_mgmt);
+  }
+  if (!take_bcrypt_slot()) return cairn::unexpected(base::errc::too_many_requests);
+  auto h = hash_password(password, cost);
+  give_bcrypt_slot();
+  if (!h) return cairn::unexpected(base::errc::invalid_auth_mgmt);
+  return std::move(*h);
 }
 
 cairn::expected<auth_info, base::errc> store::token_info(const std::string& token) {
@@ -499,7 +521,9 @@ bool store::covered_locked(const user& u, std::string_view key, std::string_view
     want = {std::string(key), ""};
   } else {
     want = {std::string(key), std::string(range_end)};
-    if (!want.end.empty() && want.end <= want.begin) return true;  // an empty range
+    // An empty or inverted range reads nothing, but etcd still wants a permission that
+    // touches `key`: checked as the key alone.
+    if (want.end <= want.begin) want.end = want.begin + std::string(1, '\0');
   }
   std::sort(have.begin(), have.end(),
             [](const interval& a, const interval& b) { return a.begin < b.begin; });

@@ -84,6 +84,9 @@ struct store_options {
   std::chrono::seconds token_ttl{300};  // --auth-token-ttl
   // --auth-token jwt,...: tokens are signed JWTs instead of simple tokens.
   std::shared_ptr<jwt_signer> jwt;
+  // --client-cert-auth: a verified client certificate's common name logs in (etcd uses it
+  // only then, even when a CA file alone makes certificates required).
+  bool cert_login = false;
 };
 
 class store {
@@ -93,6 +96,8 @@ class store {
   void recover();
 
   bool enabled() const;
+  bool cert_login() const { return opts_.cert_login; }
+  bool uses_jwt() const { return opts_.jwt != nullptr; }
   std::uint64_t revision() const;
 
   // --- mutations: the apply thread, inside the entry's batch ---
@@ -137,6 +142,10 @@ class store {
   // A fresh random token prefix (16 letters); the applied token is prefix + "." + index.
   std::string token_prefix();
 
+  // hash_password within the bcrypt slots: too_many_requests when none frees in time;
+  // invalid_auth_mgmt for a password with a NUL byte (bcrypt would stop at it).
+  cairn::expected<std::string, base::errc> hash_bounded(std::string_view password, int cost);
+
   // etcd's isOpPermitted: ok when auth is off; user_empty without a user; auth_old_revision
   // when the token predates the current revision; permission_denied otherwise.
   cairn::expected<void, base::errc> check(const auth_info& who, std::string_view key,
@@ -149,6 +158,8 @@ class store {
   void save_user(const user& u);
   void save_role(const role& r);
   void bump_revision_locked();
+  bool take_bcrypt_slot();
+  void give_bcrypt_slot();
   bool covered_locked(const user& u, std::string_view key, std::string_view range_end,
                       perm_type type) const;
 

@@ -129,6 +129,10 @@ TEST_F(AuthStoreTest, RangesNeedTheirWholeSpanCovered) {
   EXPECT_TRUE(can("u", "x", std::string(1, '\0'), perm_type::read));
   EXPECT_TRUE(can("u", "zzzz", "", perm_type::read));
   EXPECT_FALSE(can("u", "w", std::string(1, '\0'), perm_type::read));
+  // An empty or inverted range still needs a permission on its key (etcd's interval check).
+  EXPECT_TRUE(can("u", "b", "a", perm_type::read));
+  EXPECT_FALSE(can("u", "f", "a", perm_type::read));
+  EXPECT_FALSE(can("u", "f", "f", perm_type::read));
   // root reads anything; no user is user_empty; an unknown user is denied.
   EXPECT_TRUE(can("root", "anything", "", perm_type::write));
   EXPECT_EQ(st->check({"", st->revision()}, "a", "", perm_type::read).error(), errc::user_empty);
@@ -208,6 +212,14 @@ TEST_F(AuthStoreTest, BcryptWorkIsBoundedUnderAFlood) {
   for (auto& t : flood) t.join();
   EXPECT_GE(refused.load(), 1);  // the slot was busy: refused rather than queued forever
   EXPECT_GE(failed.load(), 1);
+}
+
+TEST(Bcrypt, APasswordWithANulByteIsNeitherHashedNorMatched) {
+  const std::string with_nul("pw\0tail", 7);
+  EXPECT_FALSE(hash_password(with_nul, 4));
+  auto h = hash_password("pw", 4);
+  ASSERT_TRUE(h);
+  EXPECT_FALSE(password_matches(with_nul, *h));  // crypt(3) would stop at the NUL: "pw"
 }
 
 TEST(Bcrypt, HashesInGoFormatAndChecks) {

@@ -76,6 +76,7 @@ std::expected<etcdserver::server_config, std::string> node_config(const config& 
   // rest to everyone else.
   s.auth.bcrypt_slots = std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
   s.auth.token_ttl = std::chrono::seconds(std::max<std::int64_t>(cfg.auth_token_ttl, 1));
+  s.auth.cert_login = cfg.client_cert_auth;
   if (auto spec = parse_auth_token(cfg.auth_token); spec && spec->type == "jwt") {
     std::chrono::seconds ttl = std::chrono::minutes(5);  // etcd's default for JWTs
     if (auto t = spec->options.find("ttl"); t != spec->options.end()) {

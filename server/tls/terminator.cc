@@ -73,6 +73,16 @@ class session_io {
     return true;
   }
 
+  // Moves what OpenSSL produced into `out` (to be sent when the socket has room).
+  void take(std::string& out) {
+    std::array<char, 16384> buf{};
+    while (BIO_ctrl_pending(out_) > 0) {
+      const int n = BIO_read(out_, buf.data(), static_cast<int>(buf.size()));
+      if (n <= 0) break;
+      out.append(buf.data(), static_cast<std::size_t>(n));
+    }
+  }
+
   // Reads from the socket into OpenSSL. False on EOF, error or stop; waits at most until
   // `deadline` (max(): no deadline).
   bool receive(steady::time_point deadline) {
@@ -109,21 +119,29 @@ class session_io {
   BIO* out_ = nullptr;
 };
 
-// Decrypted bytes waiting in OpenSSL → the app. False once the TLS session ended.
-bool drain_plain(session_io& io, int app, int stop_fd) {
+// Decrypted bytes waiting in OpenSSL, appended to `out`. False once the TLS session ended.
+bool read_plain(session_io& io, std::string& out) {
   std::array<char, 16384> buf{};
   while (true) {
     const int n = SSL_read(io.ssl(), buf.data(), static_cast<int>(buf.size()));
     if (n > 0) {
-      if (!send_fully(app, std::string_view(buf.data(), static_cast<std::size_t>(n)), stop_fd)) {
-        return false;
-      }
+      out.append(buf.data(), static_cast<std::size_t>(n));
       continue;
     }
     const int err = SSL_get_error(io.ssl(), n);
     ERR_clear_error();
     return err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE;
   }
+}
+
+// Sends what it can of `buf` on a non-blocking socket; false if the socket broke.
+bool send_some(int fd, std::string& buf) {
+  const ssize_t n = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+  if (n > 0) {
+    buf.erase(0, static_cast<std::size_t>(n));
+    return true;
+  }
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 }
 
 void run_session(int net, int app, std::string first, std::shared_ptr<SSL_CTX> ctx, tls_info info,
@@ -152,39 +170,67 @@ void run_session(int net, int app, std::string first, std::shared_ptr<SSL_CTX> c
   }
   if (up) {
     if (X509* peer = SSL_get0_peer_certificate(io.ssl())) {
-      if (std::string reason = check_certificate(info, peer); !reason.empty()) {
+      std::vector<X509*> chain;
+      if (STACK_OF(X509)* sent = SSL_get_peer_cert_chain(io.ssl())) {
+        for (int i = 0; i < sk_X509_num(sent); ++i) {
+          X509* c = sk_X509_value(sent, i);
+          if (X509_cmp(c, peer) != 0) chain.push_back(c);
+        }
+      }
+      if (std::string reason = check_certificate(info, peer, chain); !reason.empty()) {
         spdlog::warn("rejected connection from {}: {}", remote, reason);
         up = false;
       }
     }
   }
-  if (up) up = drain_plain(io, app, stop_fd);  // application data sent with the Finished
-  bool app_open = true;
+  // Both directions at once, never blocking on either side: a client that keeps sending while
+  // the HTTP server writes a long answer cannot wedge the two threads against each other. Each
+  // direction buffers at most `limit` bytes; past it, that side is not read from.
+  constexpr std::size_t limit = 1 << 20;
+  std::string to_app, to_net;
+  auto take_output = [&] { io.take(to_net); };
+  bool net_eof = false, app_eof = false;
+  if (up && !read_plain(io, to_app)) net_eof = true;  // data sent with the Finished
+  take_output();
   while (up) {
-    pollfd fds[3] = {{net, POLLIN, 0}, {app_open ? app : -1, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    if ((net_eof && to_app.empty()) || (app_eof && to_net.empty())) break;
+    const short net_events = static_cast<short>((!net_eof && to_app.size() < limit ? POLLIN : 0) |
+                                                (!to_net.empty() ? POLLOUT : 0));
+    const short app_events = static_cast<short>((!app_eof && to_net.size() < limit ? POLLIN : 0) |
+                                                (!to_app.empty() ? POLLOUT : 0));
+    pollfd fds[3] = {{net, net_events, 0}, {app, app_events, 0}, {stop_fd, POLLIN, 0}};
     const int r = ::poll(fds, 3, -1);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || fds[2].revents != 0) break;
-    if (fds[0].revents != 0) {
-      std::array<char, 16384> buf{};
+    std::array<char, 16384> buf{};
+    if ((fds[0].revents & (POLLERR | POLLNVAL)) != 0) break;
+    if ((fds[0].revents & (POLLIN | POLLHUP)) != 0 && (net_events & POLLIN) != 0) {
       const ssize_t n = ::recv(net, buf.data(), buf.size(), 0);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (n <= 0) break;
-      io.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-      if (!drain_plain(io, app, stop_fd) || !io.flush()) break;
-    }
-    if (app_open && fds[1].revents != 0) {
-      std::array<char, 16384> buf{};
-      const ssize_t n = ::recv(app, buf.data(), buf.size(), 0);
-      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (n <= 0) {
-        // The HTTP server closed: say close_notify and end.
-        SSL_shutdown(io.ssl());
-        io.flush();
-        break;
+      if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+      if (n == 0) net_eof = true;
+      if (n > 0) {
+        io.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        if (!read_plain(io, to_app)) net_eof = true;
+        take_output();
       }
-      if (SSL_write(io.ssl(), buf.data(), static_cast<int>(n)) <= 0 || !io.flush()) break;
     }
+    if ((fds[0].revents & POLLOUT) != 0 && !send_some(net, to_net)) break;
+    if ((fds[1].revents & (POLLERR | POLLNVAL)) != 0) break;
+    if ((fds[1].revents & (POLLIN | POLLHUP)) != 0 && (app_events & POLLIN) != 0) {
+      const ssize_t n = ::recv(app, buf.data(), buf.size(), 0);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) break;
+      if (n == 0) {
+        // The HTTP server closed: close_notify goes out with what is left.
+        app_eof = true;
+        SSL_shutdown(io.ssl());
+        take_output();
+      }
+      if (n > 0) {
+        if (SSL_write(io.ssl(), buf.data(), static_cast<int>(n)) <= 0) break;
+        take_output();
+      }
+    }
+    if ((fds[1].revents & POLLOUT) != 0 && !send_some(app, to_app)) break;
   }
   ::close(app);
   ::close(net);
@@ -205,8 +251,11 @@ int terminator::start(int net_fd, std::string already_read, std::shared_ptr<SSL_
   std::lock_guard lock(mu_);
   reap_locked();
   int pair[2] = {-1, -1};
-  if (stopped_ || !ctx ||
+  if (stopped_ || !ctx || sessions_.size() >= max_sessions ||
       ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    if (sessions_.size() >= max_sessions) {
+      spdlog::warn("TLS: refusing a connection from {}: {} sessions open", remote, max_sessions);
+    }
     ::close(net_fd);
     return -1;
   }
@@ -215,14 +264,22 @@ int terminator::start(int net_fd, std::string already_read, std::shared_ptr<SSL_
   auto s = std::make_unique<session>();
   session* raw = s.get();
   const auto deadline = steady::now() + handshake_timeout;
-  s->thread =
-      std::thread([this, raw, net_fd, app = pair[0], first = std::move(already_read),
-                   ctx = std::move(ctx), info, deadline, remote = std::move(remote)]() mutable {
-        run_session(net_fd, app, std::move(first), std::move(ctx), std::move(info), deadline,
-                    std::move(remote), stop_fd_);
-        std::lock_guard l(mu_);
-        raw->done = true;
-      });
+  try {
+    s->thread =
+        std::thread([this, raw, net_fd, app = pair[0], first = std::move(already_read),
+                     ctx = std::move(ctx), info, deadline, remote = std::move(remote)]() mutable {
+          run_session(net_fd, app, std::move(first), std::move(ctx), std::move(info), deadline,
+                      std::move(remote), stop_fd_);
+          std::lock_guard l(mu_);
+          raw->done = true;
+        });
+  } catch (const std::system_error& e) {
+    spdlog::warn("TLS: no thread for a connection: {}", e.what());
+    ::close(net_fd);
+    ::close(pair[0]);
+    ::close(pair[1]);
+    return -1;
+  }
   sessions_.push_back(std::move(s));
   return pair[1];
 }

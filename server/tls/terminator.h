@@ -29,6 +29,9 @@ namespace cairn::tls {
 
 class terminator {
  public:
+  // Sessions at once (handshakes included); more are refused at once.
+  static constexpr std::size_t max_sessions = 1024;
+
   terminator();
   ~terminator();  // stop()
   terminator(const terminator&) = delete;

@@ -1,5 +1,6 @@
 #include "tls/tls.h"
 
+#include <fcntl.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -8,6 +9,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -130,7 +132,17 @@ class certificate_checker final : public grpc::experimental::ExternalCertificate
     if (!cert) {
       reason = "unreadable peer certificate";
     } else {
-      reason = check_certificate(info_, cert.get());
+      // The intermediates it sent, for the CRL.
+      std::vector<x509_ptr> owned;
+      std::vector<X509*> chain;
+      const grpc::string_ref full = request->peer_cert_full_chain();
+      bio_ptr bio(BIO_new_mem_buf(full.data(), static_cast<int>(full.size())));
+      while (X509* c = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+        owned.emplace_back(c);
+        if (X509_cmp(c, cert.get()) != 0) chain.push_back(c);
+      }
+      ERR_clear_error();
+      reason = check_certificate(info_, cert.get(), chain);
       if (reason.empty() && client_side_ && !info_.self_signed) {
         std::string target(request->target_name().data(), request->target_name().size());
         if (const auto colon = target.rfind(':'); colon != std::string::npos &&
@@ -305,6 +317,7 @@ cairn::expected<tls_info, std::string> self_cert(const std::string& dir,
   if (fs::exists(info.cert_file, ec) && fs::exists(info.key_file, ec)) return info;
   fs::create_directories(dir, ec);
   if (ec) return cairn::unexpected("cannot generate cert: mkdir " + dir + ": " + ec.message());
+  fs::permissions(dir, fs::perms::owner_all, ec);  // 0700, as etcd
 
   ERR_clear_error();
   pkey_ptr key(EVP_EC_gen("P-256"));
@@ -354,9 +367,15 @@ cairn::expected<tls_info, std::string> self_cert(const std::string& dir,
   }
   const std::string tmp_cert = info.cert_file + ".tmp", tmp_key = info.key_file + ".tmp";
   {
-    bio_ptr out(BIO_new_file(tmp_key.c_str(), "w"));
-    if (!out) return cairn::unexpected("cannot generate cert: open " + tmp_key);
-    ::chmod(tmp_key.c_str(), 0600);
+    // Never readable by others, not even for an instant (etcd opens it 0600).
+    ::unlink(tmp_key.c_str());
+    const int fd = ::open(tmp_key.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return cairn::unexpected("cannot generate cert: open " + tmp_key);
+    bio_ptr out(BIO_new_fd(fd, BIO_CLOSE));
+    if (!out) {
+      ::close(fd);
+      return cairn::unexpected("cannot generate cert: open " + tmp_key);
+    }
     PEM_write_bio_PrivateKey(out.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr);
   }
   {
@@ -371,7 +390,7 @@ cairn::expected<tls_info, std::string> self_cert(const std::string& dir,
   return info;
 }
 
-std::string check_certificate(const tls_info& info, X509* leaf) {
+std::string check_certificate(const tls_info& info, X509* leaf, const std::vector<X509*>& chain) {
   if (!info.allowed_cns.empty()) {
     std::array<char, 256> cn{};
     const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn.data(),
@@ -397,11 +416,16 @@ std::string check_certificate(const tls_info& info, X509* leaf) {
     // Read at each connection, as etcd's listener does, so a new CRL applies at once.
     crl_ptr crl = read_crl(info.crl_file);
     if (!crl) return "cannot read the CRL " + info.crl_file;
-    X509_REVOKED* revoked = nullptr;
-    if (X509_CRL_get0_by_serial(crl.get(), &revoked,
-                                const_cast<ASN1_INTEGER*>(X509_get0_serialNumber(leaf))) == 1) {
+    std::vector<X509*> all = {leaf};
+    all.insert(all.end(), chain.begin(), chain.end());
+    for (X509* cert : all) {
+      X509_REVOKED* revoked = nullptr;
+      if (X509_CRL_get0_by_serial(crl.get(), &revoked,
+                                  const_cast<ASN1_INTEGER*>(X509_get0_serialNumber(cert))) != 1) {
+        continue;
+      }
       std::unique_ptr<BIGNUM, deleter<BIGNUM, BN_free>> bn(
-          ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), nullptr));
+          ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr));
       char* hex = BN_bn2hex(bn.get());
       std::string serial = hex != nullptr ? hex : "?";
       OPENSSL_free(hex);

@@ -91,8 +91,10 @@ cairn::expected<void, std::string> check_files(const tls_info& info);
 cairn::expected<tls_info, std::string> self_cert(const std::string& dir,
                                                  const std::vector<std::string>& hosts, int years);
 
-// "" when `leaf` passes the CRL and allowed-name checks of `info`, else the reason.
-std::string check_certificate(const tls_info& info, X509* leaf);
+// "" when `leaf` passes the CRL and allowed-name checks of `info`, else the reason. The CRL
+// applies to every certificate of `chain` too (the intermediates the peer sent), as etcd's.
+std::string check_certificate(const tls_info& info, X509* leaf,
+                              const std::vector<X509*>& chain = {});
 
 // gRPC credentials for a listening port, and for dialing a peer.
 std::shared_ptr<grpc::ServerCredentials> grpc_server_credentials(const tls_info& info);

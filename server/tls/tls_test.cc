@@ -214,6 +214,62 @@ TEST(Terminator, CarriesPlaintextBothWaysAfterTheHandshake) {
   std::filesystem::remove_all(dir);
 }
 
+// A client that sends a large body while the server writes a large answer before reading it:
+// the pump buffers both ways instead of blocking on one side (which wedged both threads).
+TEST(Terminator, BothDirectionsFlowAtOnce) {
+  const auto dir = scratch("both");
+  auto info = self_cert(dir.string(), {"127.0.0.1"}, 1);
+  ASSERT_TRUE(info.has_value());
+  http_context server_ctx(*info);
+  int net[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net), 0);
+  ::fcntl(net[0], F_SETFL, O_NONBLOCK);
+  terminator term;
+  const int plain = term.start(net[0], "", server_ctx.get(), *info, std::chrono::seconds(5), "t");
+  ASSERT_GE(plain, 0);
+  SSL_CTX* cctx = SSL_CTX_new(TLS_client_method());
+  SSL* client = SSL_new(cctx);
+  SSL_set_fd(client, net[1]);
+  ASSERT_EQ(SSL_connect(client), 1);
+  const std::string big(600 * 1024, 'x');
+  std::thread app([&] {
+    // Writes everything before reading anything.
+    std::size_t sent = 0;
+    while (sent < big.size()) {
+      const ssize_t n = ::send(plain, big.data() + sent, big.size() - sent, MSG_NOSIGNAL);
+      ASSERT_GT(n, 0);
+      sent += static_cast<std::size_t>(n);
+    }
+    std::size_t got = 0;
+    char buf[65536];
+    while (got < big.size()) {
+      const ssize_t n = ::recv(plain, buf, sizeof buf, 0);
+      ASSERT_GT(n, 0);
+      got += static_cast<std::size_t>(n);
+    }
+  });
+  std::size_t sent = 0;
+  while (sent < big.size()) {
+    const int n = SSL_write(client, big.data() + sent, static_cast<int>(big.size() - sent));
+    ASSERT_GT(n, 0);
+    sent += static_cast<std::size_t>(n);
+  }
+  std::size_t got = 0;
+  char buf[65536];
+  while (got < big.size()) {
+    const int n = SSL_read(client, buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    got += static_cast<std::size_t>(n);
+  }
+  app.join();
+  ::close(plain);
+  SSL_free(client);
+  SSL_CTX_free(cctx);
+  ::close(net[1]);
+  term.stop();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Terminator, ASilentClientIsDroppedAtTheHandshakeDeadline) {
   const auto dir = scratch("silent");
   auto info = self_cert(dir.string(), {"127.0.0.1"}, 1);

@@ -3,8 +3,10 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "base/log.h"
@@ -482,6 +484,7 @@ grpc::Status kv_service::Compact(grpc::ServerContext* ctx,
                                  const etcdserverpb::CompactionRequest* req,
                                  etcdserverpb::CompactionResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto who = caller(ctx, node_); !who) return fail(who.error());  // a bad token, as etcd
   auto r = node_.compact(req->revision(), req->physical());
   if (!r) return fail(r.error());
   fill_header(node_, r->revision, resp->mutable_header());
@@ -492,6 +495,13 @@ grpc::Status maintenance_service::Alarm(grpc::ServerContext* ctx,
                                         const etcdserverpb::AlarmRequest* req,
                                         etcdserverpb::AlarmResponse* resp) {
   if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto who = caller(ctx, node_); !who) return fail(who.error());
+  // Values outside the enums never reach raft (an entry the apply cannot decode would stop
+  // every member); etcd answers them with nothing.
+  if (req->action() < 0 || req->action() > 2 || req->alarm() < 0 || req->alarm() > 2) {
+    fill_header(node_, node_.store().rev(), resp->mutable_header());
+    return grpc::Status::OK;
+  }
   etcdserver::alarm_request a;
   a.action = static_cast<etcdserver::alarm_action>(req->action());
   a.member_id = req->memberid();
@@ -751,6 +761,16 @@ auth_request named(auth_op op, std::string name) {
 
 }  // namespace
 
+grpc::Status auth_service::hash_for(const grpc::ServerContext* ctx, const std::string& password,
+                                    std::string* hash) {
+  if (auto e = admit(ctx, node_)) return fail(*e);
+  if (auto e = admin(ctx, node_)) return fail(*e);
+  auto h = node_.auth().hash_bounded(password, bcrypt_cost_);
+  if (!h) return fail(h.error());
+  *hash = std::move(*h);
+  return grpc::Status::OK;
+}
+
 grpc::Status auth_service::AuthEnable(grpc::ServerContext* ctx,
                                       const etcdserverpb::AuthEnableRequest*,
                                       etcdserverpb::AuthEnableResponse* resp) {
@@ -812,10 +832,9 @@ grpc::Status auth_service::UserAdd(grpc::ServerContext* ctx,
   auth_request a = named(auth_op::user_add, req->name());
   a.no_password = req->has_options() && req->options().no_password();
   if (!a.no_password) {
-    // Hashed here, so the raft log never holds the password (etcd 3.4 logs it in clear).
-    auto h = auth::hash_password(req->password(), bcrypt_cost_);
-    if (!h) return grpc::Status(grpc::StatusCode::INTERNAL, h.error());
-    a.secret = std::move(*h);
+    // Hashed here, so the raft log never holds the password (etcd 3.4 logs it in clear); the
+    // root role first, so nobody else can make this member hash.
+    if (auto st = hash_for(ctx, req->password(), &a.secret); !st.ok()) return st;
   }
   return change(node_, ctx, std::move(a), resp);
 }
@@ -859,9 +878,7 @@ grpc::Status auth_service::UserChangePassword(
     grpc::ServerContext* ctx, const etcdserverpb::AuthUserChangePasswordRequest* req,
     etcdserverpb::AuthUserChangePasswordResponse* resp) {
   auth_request a = named(auth_op::user_change_password, req->name());
-  auto h = auth::hash_password(req->password(), bcrypt_cost_);
-  if (!h) return grpc::Status(grpc::StatusCode::INTERNAL, h.error());
-  a.secret = std::move(*h);
+  if (auto st = hash_for(ctx, req->password(), &a.secret); !st.ok()) return st;
   return change(node_, ctx, std::move(a), resp);
 }
 
@@ -934,6 +951,10 @@ grpc::Status auth_service::RoleGrantPermission(
     etcdserverpb::AuthRoleGrantPermissionResponse* resp) {
   // etcd answers a missing permission with "permission not given" (3.5).
   if (!req->has_perm()) return fail(base::errc::permission_not_given);
+  // Only READ, WRITE and READWRITE go to raft: anything else could not be decoded when applied.
+  if (req->perm().permtype() < 0 || req->perm().permtype() > 2) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "etcdserver: invalid permission type");
+  }
   auth_request a = named(auth_op::role_grant_permission, req->name());
   a.perm_type = static_cast<std::uint8_t>(req->perm().permtype());
   a.key = req->perm().key();
@@ -958,11 +979,29 @@ cairn::expected<auth::auth_info, base::errc> caller(const grpc::ServerContextBas
   for (const char* key : {"token", "authorization"}) {
     auto it = md.find(key);
     if (it == md.end()) continue;
-    return st.token_info(std::string(it->second.data(), it->second.size()));
+    const std::string token(it->second.data(), it->second.size());
+    auto who = st.token_info(token);
+    if (who || st.uses_jwt()) return who;
+    // A simple token names the raft index that made it ("prefix.N"); a member that has not
+    // applied N yet waits a little for it, as etcd does (bounded, and only for an index
+    // within plausible reach, so a forged one costs nothing).
+    const auto dot = token.rfind('.');
+    std::uint64_t n = 0;
+    if (dot == std::string::npos ||
+        std::from_chars(token.data() + dot + 1, token.data() + token.size(), n).ptr !=
+            token.data() + token.size()) {
+      return who;
+    }
+    const std::uint64_t applied = node.applied_index();
+    if (n <= applied || n - applied > 10000) return who;
+    for (int i = 0; i < 200 && node.applied_index() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return st.token_info(token);
   }
   // No token: the common name of a verified client certificate is the user (etcd's
   // AuthInfoFromTLS), except for the gateway's calls.
-  if (md.find("grpcgateway-accept") == md.end()) {
+  if (st.cert_login() && md.find("grpcgateway-accept") == md.end()) {
     if (auto ac = ctx->auth_context(); ac && ac->IsPeerAuthenticated()) {
       auto cn = ac->FindPropertyValues("x509_common_name");
       if (!cn.empty() && !cn.front().empty()) {

@@ -282,6 +282,9 @@ class auth_service final : public etcdserverpb::Auth::Service {
                                     etcdserverpb::AuthRoleRevokePermissionResponse* resp) override;
 
  private:
+  // The root role checked (when auth is on), then `password` hashed within the bcrypt slots.
+  grpc::Status hash_for(const grpc::ServerContext* ctx, const std::string& password,
+                        std::string* hash);
   etcdserver::server& node_;
   int bcrypt_cost_;
 };
