@@ -947,7 +947,13 @@ TEST_F(ClusterTest, ADivergedMemberRaisesCorruptAndIsRefusedAtStart) {
   const int good = 3 - leader - bad;
   stop(c, good);
   c.start(good, {"--experimental-initial-corrupt-check"});
-  EXPECT_EQ(etcdctl(c.endpoint(good), {"get", "k7", "--print-value-only"}).out, "v\n");
+  // Serving once it has rejoined the leader (a linearizable read needs both of them).
+  std::string got;
+  for (int i = 0; i < 50 && got != "v\n"; ++i) {
+    got = etcdctl(c.endpoint(good), {"get", "k7", "--print-value-only"}).out;
+    if (got != "v\n") std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(got, "v\n");
   EXPECT_NE(c.proc(good).log().find("initial corruption checking passed; no corruption"),
             std::string::npos);
 

@@ -4,9 +4,12 @@
 // member attributes and cluster version; Cairn has none there).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -238,6 +241,100 @@ TEST_F(V2E2E, ADirectoryTtlExpiresAndItsWatcherHearsIt) {
             std::string::npos)
       << outs[0];
   both_curl({"/v2/keys/tdir"});
+}
+
+// etcdctl's v2 member and health commands and the stats endpoints: the same shapes on both once
+// each server's own id, name and ports are replaced by placeholders.
+TEST_F(V2E2E, MembersClusterHealthAndStatsAsEtcd) {
+  auto mask = [](std::string text, e2e::one_member& m, const std::string& name) {
+    // The member's id: the first 16-hex-digit word of `member list`.
+    std::smatch id;
+    std::string out = text;
+    for (const auto& [re, with] : std::vector<std::pair<std::string, std::string>>{
+             {R"(\b[0-9a-f]{12,16}\b)", "<id>"},
+             {"http://127\\.0\\.0\\.1:[0-9]+", "<url>"},
+             {"\\b" + name + "\\b", "<name>"},
+             {R"x("(startTime|uptime)":"[^"]*")x", "\"$1\":\"<t>\""},
+             {R"("(recv|send)AppendRequestCnt":[0-9]+)", "\"$1AppendRequestCnt\":<n>"}}) {
+      out = std::regex_replace(out, std::regex(re), with);
+    }
+    (void)m;
+    (void)id;
+    // ETCD_INITIAL_CLUSTER lists members by id, which differ between the servers: sorted.
+    static const std::regex ic("ETCD_INITIAL_CLUSTER=\"([^\"]*)\"");
+    if (std::smatch found; std::regex_search(out, found, ic)) {
+      std::vector<std::string> parts;
+      std::stringstream ss(found[1].str());
+      for (std::string part; std::getline(ss, part, ',');) parts.push_back(part);
+      std::sort(parts.begin(), parts.end());
+      std::string joined;
+      for (const auto& part : parts) joined += (joined.empty() ? "" : ",") + part;
+      out = found.prefix().str() + "ETCD_INITIAL_CLUSTER=\"" + joined + "\"" + found.suffix().str();
+    }
+    return out;
+  };
+  auto both_masked = [&](const std::vector<std::string>& args) {
+    auto want = etcdctl(*etcd_, args);
+    auto got = etcdctl(*cairn_, args);
+    std::string what;
+    for (const auto& a : args) what += a + " ";
+    EXPECT_EQ(got.exit_code, want.exit_code) << what << got.err << want.err;
+    EXPECT_EQ(mask(got.out, *cairn_, "cairn"), mask(want.out, *etcd_, "etcd")) << what;
+    return got;
+  };
+  EXPECT_NE(curl(*cairn_, {"/v2/stats/self"}).out.find(R"("state":"StateLeader")"),
+            std::string::npos);
+  EXPECT_NE(both_masked({"member", "list"}).out.find("isLeader=true"), std::string::npos);
+  EXPECT_NE(both_masked({"cluster-health"}).out.find("cluster is healthy"), std::string::npos);
+  auto added = both_masked({"member", "add", "m2", "http://127.0.0.1:1"});
+  EXPECT_NE(added.out.find("Added member named m2"), std::string::npos) << added.out;
+  both_masked({"member", "add", "m3", "http://127.0.0.1:1"});  // the URL is taken
+  auto list = etcdctl(*cairn_, {"member", "list"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(list.out, m, std::regex(R"(([0-9a-f]+)\[unstarted\])")))
+      << list.out;
+  auto listed_etcd = etcdctl(*etcd_, {"member", "list"});
+  std::smatch me;
+  ASSERT_TRUE(std::regex_search(listed_etcd.out, me, std::regex(R"(([0-9a-f]+)\[unstarted\])")));
+  auto rc = etcdctl(*cairn_, {"member", "remove", m[1]});
+  auto re = etcdctl(*etcd_, {"member", "remove", me[1]});
+  EXPECT_EQ(rc.exit_code, re.exit_code);
+  EXPECT_EQ(mask(rc.out, *cairn_, "cairn"), mask(re.out, *etcd_, "etcd"));
+  both_masked({"member", "remove", "abcdef"});
+  // Stats: the same fields in the same order.
+  for (const std::string& path : std::vector<std::string>{"/v2/stats/self", "/v2/stats/store"}) {
+    auto c = curl(*cairn_, {path});
+    auto e = curl(*etcd_, {path});
+    auto keys = [](const std::string& json) {
+      std::string out;
+      static const std::regex key(R"x("([a-zA-Z]+)":)x");
+      for (auto it = std::sregex_iterator(json.begin(), json.end(), key);
+           it != std::sregex_iterator(); ++it) {
+        out += (*it)[1].str() + " ";
+      }
+      return out;
+    };
+    EXPECT_EQ(keys(c.out), keys(e.out)) << path << "\n" << c.out << "\n" << e.out;
+  }
+}
+
+// etcdctl watch --forever over the v2 long polls.
+TEST_F(V2E2E, WatchForeverSeesEveryChange) {
+  for (auto* m : {cairn_.get(), etcd_.get()}) {
+    const std::string ctl =
+        "ETCDCTL_API=2 '" + e2e::etcdctl_binary().string() + "' --endpoints http://" + m->ep();
+    auto r =
+        e2e::run({"/bin/sh", "-c",
+                  "(" + ctl + " watch --forever /f > " + (dir_.path() / "forever.out").string() +
+                      " & W=$!; sleep 1; " + ctl + " set /f 1 >/dev/null; " + ctl +
+                      " set /f 2 >/dev/null; sleep 1; kill $W)"},
+                 {{"ETCDCTL_API", "2"}});
+    (void)r;
+    std::ifstream f(dir_.path() / "forever.out");
+    std::stringstream fs;
+    fs << f.rdbuf();
+    EXPECT_EQ(fs.str(), "1\n2\n") << (m == cairn_.get() ? "cairn" : "etcd");
+  }
 }
 
 }  // namespace

@@ -338,7 +338,10 @@ int run(const config& cfg) {
   http::install_metrics(client_routes, metrics_text);
   v3rpc::gateway gateway;  // its channel is set once the gRPC server runs
   if (cfg.enable_grpc_gateway) gateway.install(client_routes);
-  if (cfg.enable_v2) v2http::install_keys(client_routes, n);
+  if (cfg.enable_v2) {
+    v2http::install_keys(client_routes, n);
+    v2http::install_stats_and_members(client_routes, n);
+  }
   http::router metrics_routes;
   http::install_metrics_endpoints(metrics_routes, health, counters, metrics_text);
 

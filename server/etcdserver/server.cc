@@ -1584,6 +1584,8 @@ void server::publish_attributes() {
 }
 
 void server::step(raftpb::Message m) {
+  if (m.type() == raftpb::MSG_APP)
+    stats_.recv_append_requests.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(loop_mu_);
     inbox_.push_back({std::move(m)});
@@ -1759,6 +1761,11 @@ void server::handle_ready() {
   }
   if (!rd.messages.empty()) {
     if (cfg_.peers != nullptr) {
+      for (const auto& m : rd.messages) {
+        if (m.type() == raftpb::MSG_APP) {
+          stats_.send_append_requests.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
       cfg_.peers->send(std::move(rd.messages));
     } else {
       spdlog::debug("etcdserver: no transport: dropping {} raft messages", rd.messages.size());

@@ -173,6 +173,9 @@ struct server_stats {
   base::counter read_indexes_failed{0};
   base::counter slow_read_indexes{0};  // ReadIndex rounds that timed out (etcd: slow)
   base::counter heartbeat_send_failures{0};
+  // Raft append messages received and sent (etcd's v2 /v2/stats/self counters).
+  base::counter recv_append_requests{0};
+  base::counter send_append_requests{0};
 };
 
 struct lease_grant_result {

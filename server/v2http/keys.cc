@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <ctime>
+#include <mutex>
+
 #include <map>
 #include <optional>
+#include "base/log.h"
 
 namespace cairn::v2http {
 
@@ -182,7 +186,160 @@ http::response watch_answer(etcdserver::server& node, std::shared_ptr<v2store::w
   return resp;
 }
 
+http::response json_answer(int status, std::string body) {
+  http::response resp;
+  resp.status = status;
+  resp.headers.push_back({"Content-Type", "application/json"});
+  resp.body = std::move(body);
+  return resp;
+}
+
+// etcd's httptypes.HTTPError.
+http::response message_answer(int status, std::string_view message) {
+  return json_answer(status, "{\"message\":" + http::json_quote(message) + "}\n");
+}
+
+std::string urls_json(const std::vector<std::string>& urls) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < urls.size(); ++i) {
+    if (i > 0) out += ',';
+    out += http::json_quote(urls[i]);
+  }
+  return out + "]";
+}
+
+// etcd's httptypes.Member.
+std::string member_json(const etcdserver::member& m) {
+  return "{\"id\":\"" + fmt::format("{:x}", m.id) + "\",\"name\":" + http::json_quote(m.name) +
+         ",\"peerURLs\":" + urls_json(m.peer_urls) + ",\"clientURLs\":" + urls_json(m.client_urls) +
+         "}";
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string frac = fmt::format(".{:09d}", ns % 1'000'000'000);
+  while (!frac.empty() && (frac.back() == '0' || frac.back() == '.')) {
+    const bool dot = frac.back() == '.';
+    frac.pop_back();
+    if (dot) break;
+  }
+  return std::string(buf) + frac + "Z";
+}
+
 }  // namespace
+
+void install_stats_and_members(http::router& router, etcdserver::server& node) {
+  router.handle("/v2/stats/store", [&node](const http::request& r) {
+    if (r.method != "GET") return http::method_not_allowed("GET");
+    return json_answer(200, node.v2().counters().json());
+  });
+  // /v2/stats/self: who this member is and what it sees of the leader.
+  struct seen {
+    std::mutex mu;
+    std::uint64_t leader = 0;
+    std::chrono::system_clock::time_point since;
+    std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  };
+  auto state = std::make_shared<seen>();
+  router.handle("/v2/stats/self", [&node, state](const http::request& r) {
+    if (r.method != "GET") return http::method_not_allowed("GET");
+    const auto now = std::chrono::system_clock::now();
+    const std::uint64_t leader = node.leader();
+    std::lock_guard lock(state->mu);
+    if (leader != state->leader) {
+      state->leader = leader;
+      state->since = now;
+    }
+    const char* role = leader == 0                  ? "StateCandidate"
+                       : leader == node.member_id() ? "StateLeader"
+                                                    : "StateFollower";
+    std::string name;
+    if (auto m = node.members().get(node.member_id())) name = m->name;
+    const auto& st = node.stats();
+    std::string body =
+        "{\"name\":" + http::json_quote(name) + ",\"id\":\"" +
+        fmt::format("{:x}", node.member_id()) + "\",\"state\":\"" + role + "\",\"startTime\":\"" +
+        rfc3339(state->started) + "\",\"leaderInfo\":{\"leader\":\"" +
+        (leader == 0 ? std::string() : fmt::format("{:x}", leader)) + "\",\"uptime\":\"" +
+        base::go_duration(now - state->since) + "\",\"startTime\":\"" + rfc3339(state->since) +
+        "\"},\"recvAppendRequestCnt\":" + std::to_string(st.recv_append_requests.load()) +
+        ",\"sendAppendRequestCnt\":" + std::to_string(st.send_append_requests.load()) + "}";
+    return json_answer(200, std::move(body));
+  });
+  // /v2/members: list, add (JSON {"peerURLs": [...]}), remove (/v2/members/<hex id>), leader.
+  auto members = [&node](const http::request& r) -> http::response {
+    const std::string rest =
+        r.path.size() > 12 ? r.path.substr(12) : std::string();  // after /v2/members/
+    if (r.method == "GET") {
+      if (rest.empty()) {
+        std::string body = "{\"members\":[";
+        const auto all = node.members().list();
+        for (std::size_t i = 0; i < all.size(); ++i) {
+          if (i > 0) body += ',';
+          body += member_json(all[i]);
+        }
+        return json_answer(200, body + "]}\n");
+      }
+      if (rest == "leader") {
+        auto m = node.leader() == 0 ? std::nullopt : node.members().get(node.leader());
+        if (!m) return message_answer(503, "During election");
+        return json_answer(200, member_json(*m) + "\n");
+      }
+      return http::method_not_allowed("GET, POST");
+    }
+    if (r.method == "POST" && rest.empty()) {
+      const std::string* ct = http::find_header(r.headers, "Content-Type");
+      if (ct == nullptr || !ct->starts_with("application/json")) {
+        return message_answer(415, "Bad Content-Type");
+      }
+      // {"peerURLs":["http://..", ...]}: the strings of the list.
+      std::vector<std::string> urls;
+      const auto key = r.body.find("\"peerURLs\"");
+      const auto open = key == std::string::npos ? key : r.body.find('[', key);
+      const auto close = open == std::string::npos ? open : r.body.find(']', open);
+      if (close == std::string::npos) return message_answer(400, "unexpected end of JSON input");
+      for (std::size_t q = r.body.find('"', open); q != std::string::npos && q < close;
+           q = r.body.find('"', q + 1)) {
+        const auto end = r.body.find('"', q + 1);
+        if (end == std::string::npos || end > close) break;
+        urls.push_back(r.body.substr(q + 1, end - q - 1));
+        q = end;
+      }
+      if (urls.empty()) return message_answer(400, "peerURLs must not be empty");
+      auto added = node.add_member(urls, false);
+      if (!added) {
+        const auto e = added.error();
+        if (e == base::errc::member_exist) return message_answer(409, "membership: ID exists");
+        if (e == base::errc::peer_url_exist)
+          return message_answer(409, "membership: peerURL exists");
+        return message_answer(500, base::message(e));
+      }
+      etcdserver::member m = added->added;
+      return json_answer(201, member_json(m) + "\n");
+    }
+    if (r.method == "DELETE" && !rest.empty()) {
+      std::uint64_t id = 0;
+      auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), id, 16);
+      if (ec != std::errc() || p != rest.data() + rest.size() || !node.members().get(id)) {
+        return message_answer(404, "No such member: " + rest);
+      }
+      auto removed = node.remove_member(id);
+      if (!removed) return message_answer(500, base::message(removed.error()));
+      http::response resp;
+      resp.status = 204;
+      return resp;
+    }
+    return http::method_not_allowed("GET, POST, DELETE");
+  };
+  router.handle("/v2/members", members);
+  router.handle("/v2/members/", members);
+}
 
 void install_keys(http::router& router, etcdserver::server& node) {
   auto handler = [&node](const http::request& r) -> http::response {

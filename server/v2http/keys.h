@@ -19,4 +19,9 @@ namespace cairn::v2http {
 
 void install_keys(http::router& r, etcdserver::server& node);
 
+// /v2/stats/store (the v2 store's counters), /v2/stats/self (this member, its view of the
+// leader, raft append counters), /v2/members (list; add with {"peerURLs": [...]}; DELETE
+// /v2/members/<hex id>; /v2/members/leader), with etcd's JSON and status codes.
+void install_stats_and_members(http::router& r, etcdserver::server& node);
+
 }  // namespace cairn::v2http

@@ -544,7 +544,11 @@ cairn::expected<event, error> store::compare_and_swap(const std::string& raw,
   if (!n) return fail(n.error());
   node* nd = *n;
   if (nd->dir) return fail({ecode::not_file, path, index_});
+#ifndef CAIRN_PLANTED_BUG_V2_CAS_IGNORES_INDEX
   const bool index_ok = prev_index == 0 || nd->modified == prev_index;
+#else
+  const bool index_ok = true;
+#endif
   const bool value_ok = prev_value.empty() || nd->value == prev_value;
   if (!index_ok || !value_ok) {
     return fail({ecode::test_failed,
