@@ -337,5 +337,37 @@ TEST_F(V2E2E, WatchForeverSeesEveryChange) {
   }
 }
 
+// /v2/stats/leader in three members: the leader lists both followers with etcd's latency and
+// count fields; a follower answers 403 as etcd ("not current leader").
+TEST(V2Cluster, LeaderStatsListTheFollowers) {
+  e2e::temp_dir dir("cairn-v2-cluster");
+  e2e::cairn_cluster c(dir.path(), 3, {"--enable-v2"});
+  c.start_all();
+  int leader = -1;
+  for (int tries = 0; tries < 100 && leader < 0; ++tries) {
+    for (int i = 0; i < 3; ++i) {
+      auto r = e2e::run({"/usr/bin/curl", "-s", "http://" + c.endpoint(i) + "/v2/stats/self"});
+      if (r.out.find(R"("state":"StateLeader")") != std::string::npos) leader = i;
+    }
+    if (leader < 0) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_GE(leader, 0);
+  auto stats =
+      e2e::run({"/usr/bin/curl", "-s", "http://" + c.endpoint(leader) + "/v2/stats/leader"});
+  const std::regex shape(
+      R"x(\{"leader":"[0-9a-f]+","followers":\{("[0-9a-f]+":\{"latency":\{"current":[0-9.e-]+,"average":[0-9.e-]+,"standardDeviation":[0-9.e-]+,"minimum":[0-9.e-]+,"maximum":[0-9.e-]+\},"counts":\{"fail":[0-9]+,"success":[0-9]+\}\},?){2}\}\})x");
+  EXPECT_TRUE(std::regex_match(stats.out, shape)) << stats.out;
+  const int follower = (leader + 1) % 3;
+  auto refused = e2e::run({"/usr/bin/curl", "-s", "-w", "\n%{http_code}",
+                           "http://" + c.endpoint(follower) + "/v2/stats/leader"});
+  EXPECT_EQ(refused.out, "{\"message\":\"not current leader\"}\n403");
+  // Keys written through one member are read on another.
+  e2e::run({"/usr/bin/curl", "-s", "-XPUT", "http://" + c.endpoint(follower) + "/v2/keys/k", "-d",
+            "value=v"});
+  auto got =
+      e2e::run({"/usr/bin/curl", "-s", "http://" + c.endpoint(leader) + "/v2/keys/k?quorum=true"});
+  EXPECT_NE(got.out.find(R"("value":"v")"), std::string::npos) << got.out;
+}
+
 }  // namespace
 }  // namespace cairn

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -340,7 +341,29 @@ int run(const config& cfg) {
   if (cfg.enable_grpc_gateway) gateway.install(client_routes);
   if (cfg.enable_v2) {
     v2http::install_keys(client_routes, n);
-    v2http::install_stats_and_members(client_routes, n);
+    v2http::install_stats_and_members(client_routes, n, [&peers, &n] {
+      // etcd's LeaderStats: every other member, its probe latency and counts.
+      std::string out = "{";
+      const auto counters = peers.counters();
+      for (const auto& m : n.members().list()) {
+        if (m.id == n.member_id()) continue;
+        auto it = counters.find(m.id);
+        const transport::peer_counters c =
+            it == counters.end() ? transport::peer_counters{} : it->second;
+        const double avg =
+            c.probes_ok == 0 ? 0 : c.latency_sum_ms / static_cast<double>(c.probes_ok);
+        const double var =
+            c.probes_ok == 0 ? 0
+                             : c.latency_sum_squares / static_cast<double>(c.probes_ok) - avg * avg;
+        if (out.size() > 1) out += ',';
+        out += fmt::format(
+            "\"{:x}\":{{\"latency\":{{\"current\":{},\"average\":{},\"standardDeviation\":{},"
+            "\"minimum\":{},\"maximum\":{}}},\"counts\":{{\"fail\":{},\"success\":{}}}}}",
+            m.id, c.latency_current_ms, avg, std::sqrt(std::max(var, 0.0)), c.latency_min_ms,
+            c.latency_max_ms, c.probes_failed, c.probes_ok);
+      }
+      return out + "}";
+    });
   }
   http::router metrics_routes;
   http::install_metrics_endpoints(metrics_routes, health, counters, metrics_text);

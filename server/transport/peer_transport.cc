@@ -75,9 +75,20 @@ void peer_transport::probe() {
       const auto start = std::chrono::steady_clock::now();
       const bool ok = call_leader(id, req, &resp, &raftpb::Peer::Stub::Probe).has_value();
       const auto took = std::chrono::steady_clock::now() - start;
-      if (!ok) continue;
       std::lock_guard relock(mu_);
       if (!peers_.contains(id)) continue;
+      auto& c = counters_[id];
+      if (!ok) {
+        ++c.probes_failed;
+        continue;
+      }
+      const double ms = std::chrono::duration<double, std::milli>(took).count();
+      c.latency_current_ms = ms;
+      c.latency_min_ms = c.probes_ok == 0 ? ms : std::min(c.latency_min_ms, ms);
+      c.latency_max_ms = std::max(c.latency_max_ms, ms);
+      c.latency_sum_ms += ms;
+      c.latency_sum_squares += ms * ms;
+      ++c.probes_ok;
       auto& h = round_trip_[id];
       if (!h) h = std::make_unique<base::histogram>(round_trip_bounds());
       h->observe(took);

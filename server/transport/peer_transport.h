@@ -49,6 +49,11 @@ struct peer_counters {
   std::uint64_t disconnects = 0;
   // Probe round trips to it, in seconds (etcd_network_peer_round_trip_time_seconds{To}).
   base::histogram::snapshot_t round_trip;
+  // The same probes for etcd's v2 leader stats: the last, smallest, largest, mean and standard
+  // deviation of the round trip in milliseconds, and probes answered / failed.
+  double latency_current_ms = 0, latency_min_ms = 0, latency_max_ms = 0;
+  double latency_sum_ms = 0, latency_sum_squares = 0;
+  std::uint64_t probes_ok = 0, probes_failed = 0;
 };
 
 // etcd's buckets for the peer round trip: 100 µs doubling 16 times (up to 3.28 s).

@@ -196,7 +196,7 @@ http::response json_answer(int status, std::string body) {
 
 // etcd's httptypes.HTTPError.
 http::response message_answer(int status, std::string_view message) {
-  return json_answer(status, "{\"message\":" + http::json_quote(message) + "}\n");
+  return json_answer(status, "{\"message\":" + http::json_quote(message) + "}");  // no newline
 }
 
 std::string urls_json(const std::vector<std::string>& urls) {
@@ -234,7 +234,16 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-void install_stats_and_members(http::router& router, etcdserver::server& node) {
+void install_stats_and_members(http::router& router, etcdserver::server& node,
+                               std::function<std::string()> followers) {
+  if (followers) {
+    router.handle("/v2/stats/leader", [&node, followers](const http::request& r) {
+      if (r.method != "GET") return http::method_not_allowed("GET");
+      if (node.leader() != node.member_id()) return message_answer(403, "not current leader");
+      return json_answer(200, "{\"leader\":\"" + fmt::format("{:x}", node.member_id()) +
+                                  "\",\"followers\":" + followers() + "}");
+    });
+  }
   router.handle("/v2/stats/store", [&node](const http::request& r) {
     if (r.method != "GET") return http::method_not_allowed("GET");
     return json_answer(200, node.v2().counters().json());

@@ -12,6 +12,9 @@
 // Bodies are etcd's JSON plus a newline.
 #pragma once
 
+#include <functional>
+#include <string>
+
 #include "etcdserver/server.h"
 #include "http/router.h"
 
@@ -22,6 +25,9 @@ void install_keys(http::router& r, etcdserver::server& node);
 // /v2/stats/store (the v2 store's counters), /v2/stats/self (this member, its view of the
 // leader, raft append counters), /v2/members (list; add with {"peerURLs": [...]}; DELETE
 // /v2/members/<hex id>; /v2/members/leader), with etcd's JSON and status codes.
-void install_stats_and_members(http::router& r, etcdserver::server& node);
+// `followers` gives /v2/stats/leader's "followers" object (on the leader; followers answer 403
+// "not current leader"); null: that path is not served.
+void install_stats_and_members(http::router& r, etcdserver::server& node,
+                               std::function<std::string()> followers = nullptr);
 
 }  // namespace cairn::v2http
