@@ -318,22 +318,27 @@ TEST_F(V2E2E, MembersClusterHealthAndStatsAsEtcd) {
   }
 }
 
-// etcdctl watch --forever over the v2 long polls.
-TEST_F(V2E2E, WatchForeverSeesEveryChange) {
+// etcdctl watch --forever and exec-watch over the v2 long polls. (etcdctl 3.4's exec-watch
+// finds its key only when some flag is given, hence --recursive.)
+TEST_F(V2E2E, WatchForeverAndExecWatchSeeEveryChange) {
   for (auto* m : {cairn_.get(), etcd_.get()}) {
     const std::string ctl =
         "ETCDCTL_API=2 '" + e2e::etcdctl_binary().string() + "' --endpoints http://" + m->ep();
-    auto r =
-        e2e::run({"/bin/sh", "-c",
-                  "(" + ctl + " watch --forever /f > " + (dir_.path() / "forever.out").string() +
-                      " & W=$!; sleep 1; " + ctl + " set /f 1 >/dev/null; " + ctl +
-                      " set /f 2 >/dev/null; sleep 1; kill $W)"},
-                 {{"ETCDCTL_API", "2"}});
-    (void)r;
-    std::ifstream f(dir_.path() / "forever.out");
-    std::stringstream fs;
+    const std::string forever = (dir_.path() / "forever.out").string();
+    const std::string exec = (dir_.path() / "exec.out").string();
+    const std::string script = "(" + ctl + " watch --forever /f > " + forever + " & W=$!; " + ctl +
+                               " exec-watch --recursive /g -- sh -c "
+                               "'echo $ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE' > " +
+                               exec + " & X=$!; sleep 1; " + ctl + " set /f 1 >/dev/null; " + ctl +
+                               " set /f 2 >/dev/null; " + ctl +
+                               " set /g/x a >/dev/null; sleep 1; kill $W $X)";
+    e2e::run({"/bin/sh", "-c", script}, {{"ETCDCTL_API", "2"}});
+    std::ifstream f(forever), g(exec);
+    std::stringstream fs, gs;
     fs << f.rdbuf();
+    gs << g.rdbuf();
     EXPECT_EQ(fs.str(), "1\n2\n") << (m == cairn_.get() ? "cairn" : "etcd");
+    EXPECT_EQ(gs.str(), "set /g/x a\n") << (m == cairn_.get() ? "cairn" : "etcd");
   }
 }
 
