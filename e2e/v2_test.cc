@@ -372,6 +372,17 @@ TEST(V2Cluster, LeaderStatsListTheFollowers) {
   auto got =
       e2e::run({"/usr/bin/curl", "-s", "http://" + c.endpoint(leader) + "/v2/keys/k?quorum=true"});
   EXPECT_NE(got.out.find(R"("value":"v")"), std::string::npos) << got.out;
+  // Without a quorum a write cannot commit: etcd's raft errors (300/301, HTTP 500), index 0.
+  c.kill(follower);
+  c.kill(3 - leader - follower);
+  auto lost = e2e::run({"/usr/bin/curl", "-s", "--max-time", "30", "-w", "\n%{http_code}", "-XPUT",
+                        "http://" + c.endpoint(leader) + "/v2/keys/k", "-d", "value=w"},
+                       {}, std::chrono::seconds(40));
+  EXPECT_TRUE(std::regex_search(
+      lost.out,
+      std::regex(
+          R"x(^\{"errorCode":30[01],"message":"(Raft Internal Error|During Leader Election)","cause":"etcdserver: [^"]+","index":0\}\n\n500$)x")))
+      << lost.out;
 }
 
 }  // namespace

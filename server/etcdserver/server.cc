@@ -2443,7 +2443,7 @@ cairn::expected<v2store::event, v2store::error> server::v2(const v2_request& r) 
     const bool election = e == base::errc::no_leader || e == base::errc::leader_changed;
     return cairn::unexpected(
         v2store::error{election ? v2store::ecode::leader_elect : v2store::ecode::raft_internal,
-                       std::string(base::message(e)), v2_->index()});
+                       std::string(base::message(e)), 0});  // etcd: index 0
   }
   auto v = take<cairn::expected<v2store::event, v2store::error>>(std::move(res->value));
   if (!v) {
