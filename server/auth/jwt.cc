@@ -16,6 +16,8 @@
 #include <sstream>
 #include <vector>
 
+#include "base/json.h"
+
 namespace cairn::auth {
 
 namespace {
@@ -33,25 +35,6 @@ std::optional<std::string> read_file(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20) {
-      static constexpr char hex[] = "0123456789abcdef";
-      out += "\\u00";
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 // ECDSA: OpenSSL's DER signature <-> JWT's fixed-width r||s.
@@ -164,7 +147,8 @@ cairn::expected<std::string, std::string> jwt_signer::sign(const std::string& us
                        .count();
   const std::string header = R"({"alg":")" + method_ + R"(","typ":"JWT"})";
   const std::string claims = R"({"exp":)" + std::to_string(exp) + R"(,"revision":)" +
-                             std::to_string(revision) + R"(,"username":)" + json_string(user) + "}";
+                             std::to_string(revision) + R"(,"username":)" + base::json_quote(user) +
+                             "}";
   const std::string input =
       absl::WebSafeBase64Escape(header) + "." + absl::WebSafeBase64Escape(claims);
   const EVP_MD* md = digest_of(method_);

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/json.h"
+
 namespace cairn::http {
 
 struct header {
@@ -95,9 +97,8 @@ response not_found();
 std::optional<std::string> unescape(std::string_view text, bool plus_is_space);
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view raw_query);
 
-// `text` as a JSON string literal, escaped as Go's encoding/json does (including its HTML-safe
-// \u003c, \u003e, \u0026 and \u2028/\u2029; invalid UTF-8 becomes \ufffd).
-std::string json_quote(std::string_view text);
+// Go's encoding/json string literal (base/json.h).
+using base::json_quote;
 
 // An IMF-fixdate ("Sun, 22 Nov 2026 04:30:27 GMT"), as in Go's Date header.
 std::string http_date(std::chrono::system_clock::time_point t);

@@ -170,18 +170,32 @@ TEST(CheckFiles, NamesWhatIsWrong) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(Terminator, CarriesPlaintextBothWaysAfterTheHandshake) {
-  const auto dir = scratch("term");
-  auto info = self_cert(dir.string(), {"127.0.0.1"}, 1);
-  ASSERT_TRUE(info.has_value());
-  http_context server_ctx(*info);
-  auto ctx = server_ctx.get();
-  ASSERT_NE(ctx, nullptr);
-  int net[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net), 0);
-  ::fcntl(net[0], F_SETFL, O_NONBLOCK);
+// A terminator over one end of a socketpair, with a fresh self-signed certificate; the test
+// speaks TLS on net[1] and plaintext on `plain`.
+struct terminated {
+  explicit terminated(const std::string& name,
+                      std::chrono::milliseconds handshake = std::chrono::seconds(5))
+      : dir(scratch(name)), info(*self_cert(dir.string(), {"127.0.0.1"}, 1)), ctx(info) {
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net), 0);
+    ::fcntl(net[0], F_SETFL, O_NONBLOCK);
+    plain = term.start(net[0], "", ctx.get(), info, handshake, "test");
+  }
+  ~terminated() {
+    term.stop();
+    std::filesystem::remove_all(dir);
+  }
+  std::filesystem::path dir;
+  tls_info info;
+  http_context ctx;
+  int net[2] = {-1, -1};
   terminator term;
-  const int plain = term.start(net[0], "", ctx, *info, std::chrono::seconds(5), "test");
+  int plain = -1;
+};
+
+TEST(Terminator, CarriesPlaintextBothWaysAfterTheHandshake) {
+  terminated t("term");
+  const int plain = t.plain;
+  const int* net = t.net;
   ASSERT_GE(plain, 0);
 
   SSL_CTX* cctx = SSL_CTX_new(TLS_client_method());
@@ -210,22 +224,14 @@ TEST(Terminator, CarriesPlaintextBothWaysAfterTheHandshake) {
   SSL_free(client);
   SSL_CTX_free(cctx);
   ::close(net[1]);
-  term.stop();
-  std::filesystem::remove_all(dir);
 }
 
 // A client that sends a large body while the server writes a large answer before reading it:
 // the pump buffers both ways instead of blocking on one side (which wedged both threads).
 TEST(Terminator, BothDirectionsFlowAtOnce) {
-  const auto dir = scratch("both");
-  auto info = self_cert(dir.string(), {"127.0.0.1"}, 1);
-  ASSERT_TRUE(info.has_value());
-  http_context server_ctx(*info);
-  int net[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net), 0);
-  ::fcntl(net[0], F_SETFL, O_NONBLOCK);
-  terminator term;
-  const int plain = term.start(net[0], "", server_ctx.get(), *info, std::chrono::seconds(5), "t");
+  terminated t("both");
+  const int plain = t.plain;
+  const int* net = t.net;
   ASSERT_GE(plain, 0);
   SSL_CTX* cctx = SSL_CTX_new(TLS_client_method());
   SSL* client = SSL_new(cctx);
@@ -266,27 +272,15 @@ TEST(Terminator, BothDirectionsFlowAtOnce) {
   SSL_free(client);
   SSL_CTX_free(cctx);
   ::close(net[1]);
-  term.stop();
-  std::filesystem::remove_all(dir);
 }
 
 TEST(Terminator, ASilentClientIsDroppedAtTheHandshakeDeadline) {
-  const auto dir = scratch("silent");
-  auto info = self_cert(dir.string(), {"127.0.0.1"}, 1);
-  ASSERT_TRUE(info.has_value());
-  http_context server_ctx(*info);
-  int net[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net), 0);
-  ::fcntl(net[0], F_SETFL, O_NONBLOCK);
-  terminator term;
-  const int plain =
-      term.start(net[0], "", server_ctx.get(), *info, std::chrono::milliseconds(200), "test");
-  ASSERT_GE(plain, 0);
+  terminated t("silent", std::chrono::milliseconds(200));
+  ASSERT_GE(t.plain, 0);
   char c;
-  EXPECT_EQ(::recv(plain, &c, 1, 0), 0);  // closed without a byte
-  ::close(plain);
-  ::close(net[1]);
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(::recv(t.plain, &c, 1, 0), 0);  // closed without a byte
+  ::close(t.plain);
+  ::close(t.net[1]);
 }
 
 }  // namespace

@@ -215,23 +215,6 @@ std::string member_json(const etcdserver::member& m) {
          "}";
 }
 
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const auto ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ns / 1'000'000'000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string frac = fmt::format(".{:09d}", ns % 1'000'000'000);
-  while (!frac.empty() && (frac.back() == '0' || frac.back() == '.')) {
-    const bool dot = frac.back() == '.';
-    frac.pop_back();
-    if (dot) break;
-  }
-  return std::string(buf) + frac + "Z";
-}
-
 }  // namespace
 
 void install_stats_and_members(http::router& router, etcdserver::server& node,
@@ -274,9 +257,10 @@ void install_stats_and_members(http::router& router, etcdserver::server& node,
     std::string body =
         "{\"name\":" + http::json_quote(name) + ",\"id\":\"" +
         fmt::format("{:x}", node.member_id()) + "\",\"state\":\"" + role + "\",\"startTime\":\"" +
-        rfc3339(state->started) + "\",\"leaderInfo\":{\"leader\":\"" +
+        v2store::rfc3339nano(state->started) + "\",\"leaderInfo\":{\"leader\":\"" +
         (leader == 0 ? std::string() : fmt::format("{:x}", leader)) + "\",\"uptime\":\"" +
-        base::go_duration(now - state->since) + "\",\"startTime\":\"" + rfc3339(state->since) +
+        base::go_duration(now - state->since) + "\",\"startTime\":\"" +
+        v2store::rfc3339nano(state->since) +
         "\"},\"recvAppendRequestCnt\":" + std::to_string(st.recv_append_requests.load()) +
         ",\"sendAppendRequestCnt\":" + std::to_string(st.send_append_requests.load()) + "}";
     return json_answer(200, std::move(body));

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/json.h"
+
 namespace cairn::v2store {
 
 namespace {
@@ -43,49 +45,8 @@ bool hidden_below(const std::string& watch_path, const std::string& key_path) {
   return after.find("/_") != std::string::npos;
 }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '<':
-        out += "\\u003c";  // Go's encoding/json escapes HTML characters
-        break;
-      case '>':
-        out += "\\u003e";
-        break;
-      case '&':
-        out += "\\u0026";
-        break;
-      default:
-        if (u < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", u);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
+}  // namespace
 
-// Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped.
 std::string rfc3339nano(clock::time_point t) {
   const auto ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -109,6 +70,8 @@ std::string rfc3339nano(clock::time_point t) {
   }
   return out + "Z";
 }
+
+namespace {
 
 constexpr std::uint64_t no_expiry = ~std::uint64_t{0};
 
@@ -194,8 +157,8 @@ int error::http_status() const {
 
 std::string error::json() const {
   std::string out = "{\"errorCode\":" + std::to_string(static_cast<int>(code)) +
-                    ",\"message\":" + json_string(message());
-  if (!cause.empty()) out += ",\"cause\":" + json_string(cause);
+                    ",\"message\":" + base::json_quote(message());
+  if (!cause.empty()) out += ",\"cause\":" + base::json_quote(cause);
   return out + ",\"index\":" + std::to_string(index) + "}";
 }
 
@@ -208,10 +171,10 @@ std::string to_json(const node_view& n) {
     out += "\":";
     out += v;
   };
-  if (!n.key.empty()) field("key", json_string(n.key));
-  if (n.value) field("value", json_string(*n.value));
+  if (!n.key.empty()) field("key", base::json_quote(n.key));
+  if (n.value) field("value", base::json_quote(*n.value));
   if (n.dir) field("dir", "true");
-  if (n.expiration) field("expiration", json_string(rfc3339nano(*n.expiration)));
+  if (n.expiration) field("expiration", base::json_quote(rfc3339nano(*n.expiration)));
   if (n.ttl != 0) field("ttl", std::to_string(n.ttl));
   if (!n.nodes.empty()) {
     std::string list = "[";
@@ -227,7 +190,7 @@ std::string to_json(const node_view& n) {
 }
 
 std::string to_json(const event& e) {
-  std::string out = "{\"action\":" + json_string(e.action) + ",\"node\":" + to_json(e.node);
+  std::string out = "{\"action\":" + base::json_quote(e.action) + ",\"node\":" + to_json(e.node);
   if (e.prev_node) out += ",\"prevNode\":" + to_json(*e.prev_node);
   if (e.refresh) out += ",\"refresh\":true";
   return out + "}";
@@ -528,6 +491,24 @@ std::string compare_cause(bool value_ok, bool index_ok, const std::string& prev_
 }
 }  // namespace
 
+cairn::expected<store::node*, error> store::compared_file(const std::string& path,
+                                                          const std::string& prev_value,
+                                                          std::uint64_t prev_index) const {
+  auto n = lookup(path);
+  if (!n) return n;
+  node* nd = *n;
+  if (nd->dir) return cairn::unexpected(error{ecode::not_file, path, index_});
+  const bool index_ok = prev_index == 0 || nd->modified == prev_index;
+  const bool value_ok = prev_value.empty() || nd->value == prev_value;
+  if (!index_ok || !value_ok) {
+    return cairn::unexpected(
+        error{ecode::test_failed,
+              compare_cause(value_ok, index_ok, prev_value, nd->value, prev_index, nd->modified),
+              index_});
+  }
+  return nd;
+}
+
 cairn::expected<event, error> store::compare_and_swap(const std::string& raw,
                                                       const std::string& prev_value,
                                                       std::uint64_t prev_index,
@@ -540,21 +521,13 @@ cairn::expected<event, error> store::compare_and_swap(const std::string& raw,
     return cairn::unexpected(std::move(err));
   };
   if (path == "/") return fail({ecode::root_read_only, "/", index_});
-  auto n = lookup(path);
+#ifndef CAIRN_PLANTED_BUG_V2_CAS_IGNORES_INDEX
+  auto n = compared_file(path, prev_value, prev_index);
+#else
+  auto n = compared_file(path, prev_value, 0);
+#endif
   if (!n) return fail(n.error());
   node* nd = *n;
-  if (nd->dir) return fail({ecode::not_file, path, index_});
-#ifndef CAIRN_PLANTED_BUG_V2_CAS_IGNORES_INDEX
-  const bool index_ok = prev_index == 0 || nd->modified == prev_index;
-#else
-  const bool index_ok = true;
-#endif
-  const bool value_ok = prev_value.empty() || nd->value == prev_value;
-  if (!index_ok || !value_ok) {
-    return fail({ecode::test_failed,
-                 compare_cause(value_ok, index_ok, prev_value, nd->value, prev_index, nd->modified),
-                 index_});
-  }
   ++index_;
   event e;
   e.action = "compareAndSwap";
@@ -623,17 +596,9 @@ cairn::expected<event, error> store::compare_and_delete(const std::string& raw,
     ++stats_.cad_fail;
     return cairn::unexpected(std::move(err));
   };
-  auto n = lookup(path);
+  auto n = compared_file(path, prev_value, prev_index);
   if (!n) return fail(n.error());
   node* nd = *n;
-  if (nd->dir) return fail({ecode::not_file, path, index_});
-  const bool index_ok = prev_index == 0 || nd->modified == prev_index;
-  const bool value_ok = prev_value.empty() || nd->value == prev_value;
-  if (!index_ok || !value_ok) {
-    return fail({ecode::test_failed,
-                 compare_cause(value_ok, index_ok, prev_value, nd->value, prev_index, nd->modified),
-                 index_});
-  }
   ++index_;
   event e;
   e.action = "compareAndDelete";

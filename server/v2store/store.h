@@ -105,6 +105,10 @@ struct event {
   std::uint64_t index() const { return node.modified_index; }
 };
 
+// Go's time.RFC3339Nano in UTC ("2026-12-04T20:40:00.123456789Z", trailing zeros of the
+// fraction dropped), as etcd prints expirations and start times.
+std::string rfc3339nano(clock::time_point t);
+
 std::string to_json(const node_view& n);
 std::string to_json(const event& e);
 
@@ -197,6 +201,11 @@ class store {
 
   node* find(const std::string& path) const;                            // mu_ held
   cairn::expected<node*, error> lookup(const std::string& path) const;  // mu_ held
+  // The file at `path` if its value and modified index match (empty / 0: any); else 100, 102
+  // or 101 with etcd's cause. mu_ held.
+  cairn::expected<node*, error> compared_file(const std::string& path,
+                                              const std::string& prev_value,
+                                              std::uint64_t prev_index) const;
   cairn::expected<event, error> create_locked(std::string path, bool dir, const std::string& value,
                                               bool unique, bool replace,
                                               std::optional<clock::time_point> expire,
