@@ -524,6 +524,7 @@ cairn::expected<event, error> store::compare_and_swap(const std::string& raw,
 #ifndef CAIRN_PLANTED_BUG_V2_CAS_IGNORES_INDEX
   auto n = compared_file(path, prev_value, prev_index);
 #else
+  (void)prev_index;  // planted: the index is never compared
   auto n = compared_file(path, prev_value, 0);
 #endif
   if (!n) return fail(n.error());
