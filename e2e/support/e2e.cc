@@ -368,6 +368,16 @@ void cairn_cluster::partition(const std::set<int>& side) {
   links_->partition(side, size());
 }
 
+void cairn_cluster::cut(int a, int b) {
+  if (!links_) throw std::logic_error("cut() needs with_peer_proxies()");
+  links_->cut(a, b);
+}
+
+void cairn_cluster::delay_links(std::chrono::milliseconds d) {
+  if (!links_) throw std::logic_error("delay_links() needs with_peer_proxies()");
+  links_->set_delay(d);
+}
+
 void cairn_cluster::heal() {
   if (links_) links_->heal();
 }

@@ -181,6 +181,10 @@ class cairn_cluster {
   // ways; heal() restores every link. Open connections across a cut are closed, new ones are
   // closed as soon as they are accepted.
   void partition(const std::set<int>& side);
+  // With proxies: cuts the links between a and b only (a bridge is several of these).
+  void cut(int a, int b);
+  // With proxies: every peer link forwards each chunk `d` late until heal().
+  void delay_links(std::chrono::milliseconds d);
   void heal();
 
  private:

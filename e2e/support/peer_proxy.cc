@@ -37,6 +37,7 @@ void link_table::cut(int a, int b) {
 void link_table::heal() {
   std::lock_guard lock(mu_);
   cut_.clear();
+  delay_ms_ = 0;
 }
 
 bool link_table::is_cut(int a, int b) const {
@@ -158,6 +159,7 @@ void peer_proxy::pump(int client, int upstream, int from) {
   auto forward = [&](int in, int out) {
     const ssize_t n = read(in, buf, sizeof buf);
     if (n <= 0) return false;
+    if (const auto d = links_->delay(); d.count() > 0) std::this_thread::sleep_for(d);
     for (ssize_t done = 0; done < n;) {
       const ssize_t w = write(out, buf + done, static_cast<size_t>(n - done));
       if (w <= 0) return false;

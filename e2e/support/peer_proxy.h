@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,9 @@ class link_table {
   void partition(const std::set<int>& side, int members);
   // Cuts the links between a and b only.
   void cut(int a, int b);
+  // Every byte through a proxy waits this long before it is forwarded (0: none); heal() clears it.
+  void set_delay(std::chrono::milliseconds d) { delay_ms_ = static_cast<int>(d.count()); }
+  std::chrono::milliseconds delay() const { return std::chrono::milliseconds(delay_ms_.load()); }
   void heal();
   bool is_cut(int a, int b) const;
   // The member whose process holds the socket with this inode; -1 if none does.
@@ -39,6 +43,7 @@ class link_table {
   mutable std::mutex mu_;
   std::map<int, pid_t> pids_;
   std::set<std::pair<int, int>> cut_;  // (low, high)
+  std::atomic<int> delay_ms_{0};
 };
 
 // A proxy listening on 127.0.0.1:listen_port for member `self`, forwarding to

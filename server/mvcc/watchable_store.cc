@@ -397,7 +397,10 @@ bool watchable_store::sync_unsynced() {
       const bool gone =
           compacted > 0 && (w->min_rev < compacted || (w->prev_kv && w->min_rev <= compacted));
       if (gone) {
-        watch_response notice{w->id, store_.rev(), {}, compacted};
+        // The revision it can start from: a prev_kv watcher cannot start at the compaction
+        // revision itself, so telling it that one would have it come back there forever.
+        const std::int64_t resume = compacted + (w->prev_kv ? 1 : 0);
+        watch_response notice{w->id, store_.rev(), {}, resume};
         if (w->stream->try_push(notice)) {
           unsynced_.erase(w);
           w->stream->watchers_.erase(w->id);

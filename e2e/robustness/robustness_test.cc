@@ -1,0 +1,92 @@
+// Robustness scenarios against real `cairn` clusters (harness.h): traffic under one fault at a
+// time, then the linearizability, watch, durability and convergence checks. Each prints its
+// summary (operations, faults with recovery times, anomalies); a failure saves the history and
+// member logs under <build>/robustness-failures/<scenario>-<seed> and says how to rerun it.
+//
+// CAIRN_TEST_SEED=<n> reruns a seed (timing still differs run to run);
+// CAIRN_TEST_ROBUSTNESS_SECONDS=<s> sets each scenario's traffic time (8 by default; the
+// `robustness-soak` target loops every scenario with longer runs).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <random>
+
+#include "robustness/harness.h"
+#include "support/e2e.h"
+
+namespace cairn::robustness {
+namespace {
+
+std::uint64_t seed() {
+  if (const char* s = std::getenv("CAIRN_TEST_SEED"); s != nullptr && *s != '\0')
+    return std::strtoull(s, nullptr, 10);
+  return std::random_device{}() % 1000000 + 1;
+}
+
+std::chrono::milliseconds duration() {
+  if (const char* s = std::getenv("CAIRN_TEST_ROBUSTNESS_SECONDS"); s != nullptr && *s != '\0')
+    return std::chrono::seconds(std::atoi(s));
+  return std::chrono::seconds(8);
+}
+
+std::filesystem::path artifacts() {
+  const char* b = std::getenv("CAIRN_TEST_BINARY_DIR");
+  return std::filesystem::path(b != nullptr ? b : ".") / "robustness-failures";
+}
+
+void run_scenario(scenario s) {
+  s.seed = seed();
+  s.duration = duration();
+  e2e::temp_dir dir("cairn-robustness");
+  const run_report rep = run(s, dir.path(), artifacts());
+  std::cout << rep.summary() << std::endl;
+  EXPECT_TRUE(rep.ok()) << rep.summary() << "\nrerun: CAIRN_TEST_SEED=" << s.seed
+                        << " ctest --test-dir <build> -R " << s.name;
+  EXPECT_GT(rep.kv.acknowledged, 100) << "too little traffic to judge";
+  if (!s.faults.empty()) {
+    EXPECT_FALSE(rep.faults.empty()) << "no fault was injected";
+  }
+}
+
+TEST(Robustness, OneMemberKilled) {
+  run_scenario({"OneMemberKilled", 1, traffic_profile::etcd, {fault::kill_random}});
+}
+
+TEST(Robustness, OneMemberPaused) {
+  run_scenario({"OneMemberPaused", 1, traffic_profile::etcd, {fault::pause_random}});
+}
+
+TEST(Robustness, OneMemberKubernetesTrafficKilled) {
+  run_scenario(
+      {"OneMemberKubernetesTrafficKilled", 1, traffic_profile::kubernetes, {fault::kill_random}});
+}
+
+TEST(Robustness, ThreeMembersKilled) {
+  run_scenario({"ThreeMembersKilled", 3, traffic_profile::etcd,
+                {fault::kill_leader, fault::kill_random}});
+}
+
+TEST(Robustness, ThreeMembersPaused) {
+  run_scenario({"ThreeMembersPaused", 3, traffic_profile::etcd,
+                {fault::pause_leader, fault::pause_random}});
+}
+
+TEST(Robustness, ThreeMembersPartitionedAndDelayed) {
+  run_scenario({"ThreeMembersPartitionedAndDelayed", 3, traffic_profile::etcd,
+                {fault::isolate_leader, fault::isolate_random, fault::delay_peers}});
+}
+
+TEST(Robustness, ThreeMembersKubernetesTraffic) {
+  run_scenario({"ThreeMembersKubernetesTraffic", 3, traffic_profile::kubernetes,
+                {fault::kill_leader, fault::isolate_leader, fault::pause_leader}});
+}
+
+TEST(Robustness, FiveMembersPartitioned) {
+  run_scenario({"FiveMembersPartitioned", 5, traffic_profile::etcd,
+                {fault::minority_leader, fault::majority_leader, fault::bridge}});
+}
+
+}  // namespace
+}  // namespace cairn::robustness
