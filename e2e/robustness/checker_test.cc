@@ -188,9 +188,9 @@ TEST(Linearizability, StaleLinearizableReadIsCaughtButASerializableOneIsNot) {
 
 TEST(Linearizability, AReadOfTheFutureIsCaught) {
   builder b;
-  b.ok(1, put_txn("k1", "a"), 0, 10);  // rev 2
+  b.ok(1, put_txn("k1", "a"), 0, 10);   // rev 2
   b.ok(1, put_txn("k1", "b"), 40, 50);  // rev 3
-  b.read_at(2, "k1", 3, 20, 30);  // returned before rev 3 was even called
+  b.read_at(2, "k1", 3, 20, 30);        // returned before rev 3 was even called
   auto rep = b.check();
   EXPECT_EQ(rep.result, verdict::violation);
 }
@@ -198,7 +198,7 @@ TEST(Linearizability, AReadOfTheFutureIsCaught) {
 TEST(Linearizability, AReadConcurrentWithAWriteMaySeeEitherSide) {
   for (std::int64_t seen : {2, 3}) {
     builder b;
-    b.ok(1, put_txn("k1", "a"), 0, 10);  // rev 2
+    b.ok(1, put_txn("k1", "a"), 0, 10);   // rev 2
     b.ok(1, put_txn("k1", "b"), 20, 60);  // rev 3, slow
     b.read_at(2, "k1", seen, 30, 40);
     auto rep = b.check();
@@ -208,11 +208,11 @@ TEST(Linearizability, AReadConcurrentWithAWriteMaySeeEitherSide) {
 
 TEST(Linearizability, AnAcknowledgedWriteLostIsCaught) {
   builder b;
-  b.ok(1, put_txn("k1", "a"), 0, 10);  // rev 2
+  b.ok(1, put_txn("k1", "a"), 0, 10);   // rev 2
   b.ok(1, put_txn("k2", "b"), 20, 30);  // rev 3
   b.m.pop();                            // the server forgets rev 3 ...
   b.m.pop();
-  b.m.apply(put_txn("k1", "a"));  // ... keeps rev 2
+  b.m.apply(put_txn("k1", "a"));        // ... keeps rev 2
   b.ok(3, put_txn("k3", "c"), 40, 50);  // and hands out rev 3 again
   auto rep = b.check();
   ASSERT_EQ(rep.result, verdict::violation);
@@ -221,7 +221,7 @@ TEST(Linearizability, AnAcknowledgedWriteLostIsCaught) {
 
   // The same loss seen only by a later read: k2 is gone at a revision after its write.
   builder c;
-  c.ok(1, put_txn("k1", "a"), 0, 10);  // rev 2
+  c.ok(1, put_txn("k1", "a"), 0, 10);   // rev 2
   c.ok(1, put_txn("k2", "b"), 20, 30);  // rev 3
   operation& read = c.ok(2, get_txn("k", "l"), 40, 50);
   read.txn_resp.mutable_responses(0)->mutable_response_range()->mutable_kvs()->RemoveLast();
@@ -232,10 +232,10 @@ TEST(Linearizability, AnAcknowledgedWriteLostIsCaught) {
 
 TEST(Linearizability, OpenWritesArePlacedWhereTheHistoryNeedsThem) {
   builder b;
-  b.ok(1, put_txn("k1", "a"), 0, 10);                                      // rev 2
+  b.ok(1, put_txn("k1", "a"), 0, 10);                                            // rev 2
   b.record(2, put_txn("k2", "lost"), 12, 0, /*apply=*/false, outcome::unknown);  // never applied
-  b.record(3, del_txn("k1"), 15, 0, /*apply=*/true, outcome::unknown);          // rev 3, unseen
-  b.record(4, put_txn("k3", "late"), 18, 0, /*apply=*/true, outcome::unknown);  // rev 4
+  b.record(3, del_txn("k1"), 15, 0, /*apply=*/true, outcome::unknown);           // rev 3, unseen
+  b.record(4, put_txn("k3", "late"), 18, 0, /*apply=*/true, outcome::unknown);   // rev 4
   b.ok(1, get_txn("k", "l"), 100, 110);  // sees k3=late at 4, no k1, no k2
   auto rep = b.check();
   ASSERT_EQ(rep.result, verdict::linearizable) << all(rep.anomalies);
@@ -245,7 +245,7 @@ TEST(Linearizability, OpenWritesArePlacedWhereTheHistoryNeedsThem) {
 
 TEST(Linearizability, ARevisionNothingExplainsIsCaught) {
   builder b;
-  b.ok(1, put_txn("k1", "a"), 0, 10);  // rev 2
+  b.ok(1, put_txn("k1", "a"), 0, 10);   // rev 2
   b.m.apply(put_txn("k9", "ghost"));    // rev 3 by no client
   b.ok(1, put_txn("k2", "b"), 20, 30);  // rev 4
   auto rep = b.check();
@@ -264,8 +264,8 @@ TEST(Linearizability, AValueNoOneWroteIsCaught) {
 
 TEST(Linearizability, ATxnAnsweredAgainstTheWrongStateIsCaught) {
   builder b;
-  b.ok(1, put_txn("k1", "a"), 0, 10);           // rev 2
-  b.ok(2, cas_txn("k1", 2, "b"), 20, 30);       // succeeds, rev 3
+  b.ok(1, put_txn("k1", "a"), 0, 10);                       // rev 2
+  b.ok(2, cas_txn("k1", 2, "b"), 20, 30);                   // succeeds, rev 3
   operation& bad = b.ok(3, cas_txn("k1", 2, "c"), 40, 50);  // must fail (mod is 3) ...
   EXPECT_FALSE(bad.txn_resp.succeeded());
   builder good = b;
@@ -285,7 +285,7 @@ TEST(Linearizability, ATxnAnsweredAgainstTheWrongStateIsCaught) {
 
 TEST(Linearizability, LeaseRevokesDeleteTheirKeysAtOneRevision) {
   builder b;
-  b.ok(1, put_txn("k1", "a", 7), 0, 10);  // rev 2
+  b.ok(1, put_txn("k1", "a", 7), 0, 10);   // rev 2
   b.ok(1, put_txn("k2", "b", 7), 12, 20);  // rev 3
   b.revoke(2, 7, 30, 40);                  // rev 4
   b.revoke(2, 7, 45, 50);                  // nothing left: rev 4 again
@@ -332,10 +332,19 @@ builder random_history(std::uint64_t seed, int n) {
     const int client = static_cast<int>(rng() % 8);
     TxnRequest t;
     switch (rng() % 7) {
-      case 0: case 1: t = put_txn(key, "v" + std::to_string(value++)); break;
-      case 2: t = put_txn(key, "v" + std::to_string(value++), leases[rng() % 3]); break;
-      case 3: t = del_txn(key); break;
-      case 4: t = get_txn("k", "l", static_cast<std::int64_t>(rng() % 3)); break;
+      case 0:
+      case 1:
+        t = put_txn(key, "v" + std::to_string(value++));
+        break;
+      case 2:
+        t = put_txn(key, "v" + std::to_string(value++), leases[rng() % 3]);
+        break;
+      case 3:
+        t = del_txn(key);
+        break;
+      case 4:
+        t = get_txn("k", "l", static_cast<std::int64_t>(rng() % 3));
+        break;
       case 5: {
         const auto* kv = b.m.get(key);
         t = cas_txn(key, kv != nullptr && rng() % 2 ? kv->mod_revision() : 1,

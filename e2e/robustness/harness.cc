@@ -25,16 +25,26 @@ using etcdserverpb::TxnRequest;
 
 const char* to_string(fault f) {
   switch (f) {
-    case fault::kill_random: return "kill-random";
-    case fault::kill_leader: return "kill-leader";
-    case fault::pause_random: return "pause-random";
-    case fault::pause_leader: return "pause-leader";
-    case fault::isolate_leader: return "isolate-leader";
-    case fault::isolate_random: return "isolate-random";
-    case fault::minority_leader: return "minority-with-leader";
-    case fault::majority_leader: return "majority-with-leader";
-    case fault::bridge: return "bridge";
-    case fault::delay_peers: return "delay-peers";
+    case fault::kill_random:
+      return "kill-random";
+    case fault::kill_leader:
+      return "kill-leader";
+    case fault::pause_random:
+      return "pause-random";
+    case fault::pause_leader:
+      return "pause-leader";
+    case fault::isolate_leader:
+      return "isolate-leader";
+    case fault::isolate_random:
+      return "isolate-random";
+    case fault::minority_leader:
+      return "minority-with-leader";
+    case fault::majority_leader:
+      return "majority-with-leader";
+    case fault::bridge:
+      return "bridge";
+    case fault::delay_peers:
+      return "delay-peers";
   }
   return "?";
 }
@@ -44,8 +54,8 @@ namespace {
 class clock {
  public:
   nanos now() const {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now() - start_)
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                start_)
         .count();
   }
 
@@ -67,13 +77,16 @@ std::shared_ptr<grpc::Channel> channel(const std::string& ep, int n) {
 // Errors after which the request certainly had no effect; anything else may have been applied.
 outcome of(const grpc::Status& st) {
   switch (st.error_code()) {
-    case grpc::StatusCode::OK: return outcome::ok;
+    case grpc::StatusCode::OK:
+      return outcome::ok;
     case grpc::StatusCode::INVALID_ARGUMENT:
     case grpc::StatusCode::NOT_FOUND:
     case grpc::StatusCode::OUT_OF_RANGE:
     case grpc::StatusCode::PERMISSION_DENIED:
-    case grpc::StatusCode::UNIMPLEMENTED: return outcome::failed;
-    default: return outcome::unknown;
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return outcome::failed;
+    default:
+      return outcome::unknown;
   }
 }
 
@@ -110,10 +123,13 @@ class client {
 
   void run() {
     while (!st_.stop) {
-      if (profile_ == traffic_profile::etcd) etcd_step();
-      else kubernetes_step();
+      if (profile_ == traffic_profile::etcd)
+        etcd_step();
+      else
+        kubernetes_step();
       // After a failure a short rest, so an unreachable member does not fill the history.
-      std::this_thread::sleep_for(std::chrono::microseconds(rng_() % 3000 + (backoff_ ? 50000 : 0)));
+      std::this_thread::sleep_for(
+          std::chrono::microseconds(rng_() % 3000 + (backoff_ ? 50000 : 0)));
       backoff_ = false;
     }
   }
@@ -271,12 +287,24 @@ class client {
   void etcd_step() {
     const std::string k = key(static_cast<int>(rng_() % 10));
     switch (pick({15, 8, 10, 5, 20, 5, 10, 5, 5, 10})) {
-      case 0: range(get_req(k), false); break;
-      case 1: range(get_req("k", "l", static_cast<std::int64_t>(rng_() % 4)), false); break;
-      case 2: range(get_req(k), true); break;
-      case 3: range(get_req("k", "l"), true); break;
-      case 4: put(k, 0); break;
-      case 5: del(k); break;
+      case 0:
+        range(get_req(k), false);
+        break;
+      case 1:
+        range(get_req("k", "l", static_cast<std::int64_t>(rng_() % 4)), false);
+        break;
+      case 2:
+        range(get_req(k), true);
+        break;
+      case 3:
+        range(get_req("k", "l"), true);
+        break;
+      case 4:
+        put(k, 0);
+        break;
+      case 5:
+        del(k);
+        break;
       case 6: {  // two keys at one revision, or a put and a delete
         TxnRequest t;
         auto* p = t.add_success()->mutable_request_put();
@@ -293,7 +321,9 @@ class client {
         txn(t);
         break;
       }
-      case 7: put(k, lease()); break;
+      case 7:
+        put(k, lease());
+        break;
       case 8:
         if (lease_id_ != 0) revoke();
         break;
@@ -335,15 +365,21 @@ class client {
       txn(t);
     };
     switch (what) {
-      case 0: range(get_req(k), false); break;
-      case 1: range(get_req(k), true); break;
+      case 0:
+        range(get_req(k), false);
+        break;
+      case 1:
+        range(get_req(k), true);
+        break;
       case 2: {  // a get at the revision of the last list (kube's GetRev)
         TxnRequest t = get_req(k);
         t.mutable_success(0)->mutable_request_range()->set_revision(list_rev_);
         if (list_rev_ > 0) range(t, false);
         break;
       }
-      case 3: range(get_req(prefix, prefix_end(prefix)), true); break;
+      case 3:
+        range(get_req(prefix, prefix_end(prefix)), true);
+        break;
       case 4: {  // list in pages of 4, later pages at the first page's revision
         TxnRequest t = get_req(prefix, prefix_end(prefix), 4);
         etcdserverpb::RangeResponse page;
@@ -357,9 +393,15 @@ class client {
         range(t, false);
         break;
       }
-      case 5: guarded(0, false); break;                                    // create
-      case 6: guarded(known_.count(k) ? known_[k] : 0, true); break;      // delete
-      default: guarded(known_.count(k) ? known_[k] : 0, false); break;    // update
+      case 5:
+        guarded(0, false);
+        break;  // create
+      case 6:
+        guarded(known_.count(k) ? known_[k] : 0, true);
+        break;  // delete
+      default:
+        guarded(known_.count(k) ? known_[k] : 0, false);
+        break;  // update
     }
   }
 
@@ -513,15 +555,14 @@ int leader_of(e2e::cairn_cluster& c) {
 }  // namespace
 
 std::string run_report::summary() const {
-  std::string s = scenario + " seed " + std::to_string(seed) + ": " +
-                  std::to_string(kv.operations) + " operations (" +
-                  std::to_string(kv.acknowledged) + " acknowledged, " + std::to_string(kv.failed) +
-                  " failed, " + std::to_string(kv.open) + " unknown of which " +
-                  std::to_string(kv.open_applied) + " applied), revision " +
-                  std::to_string(kv.last_revision) + ", " + std::to_string(watch.events) +
-                  " watch events on " + std::to_string(watch_streams) + " streams, " +
-                  std::to_string(watch.progress_notifications) + " progress notifications; " +
-                  std::to_string(faults.size()) + " faults:";
+  std::string s =
+      scenario + " seed " + std::to_string(seed) + ": " + std::to_string(kv.operations) +
+      " operations (" + std::to_string(kv.acknowledged) + " acknowledged, " +
+      std::to_string(kv.failed) + " failed, " + std::to_string(kv.open) + " unknown of which " +
+      std::to_string(kv.open_applied) + " applied), revision " + std::to_string(kv.last_revision) +
+      ", " + std::to_string(watch.events) + " watch events on " + std::to_string(watch_streams) +
+      " streams, " + std::to_string(watch.progress_notifications) + " progress notifications; " +
+      std::to_string(faults.size()) + " faults:";
   for (const injected_fault& f : faults) {
     char buf[128];
     std::snprintf(buf, sizeof buf, " %s(m%d) at %.2fs recovered %s", to_string(f.what),
@@ -538,8 +579,8 @@ std::string run_report::summary() const {
   for (size_t i = 0; i < by_count.size() && i < 4; ++i)
     s += " " + std::to_string(-by_count[i].first) + "x \"" + by_count[i].second + "\"";
   s += "; linearizability: " + std::string(to_string(kv.result)) + " (" +
-       std::to_string(kv.search_steps) + " search steps); anomalies: " +
-       std::to_string(anomalies.size());
+       std::to_string(kv.search_steps) +
+       " search steps); anomalies: " + std::to_string(anomalies.size());
   for (const std::string& a : anomalies) s += "\n  " + a;
   if (!artifacts.empty()) s += "\n  history and logs saved in " + artifacts;
   return s;
@@ -615,80 +656,80 @@ run_report run(const scenario& s, const fs::path& dir, const fs::path& artifacts
         std::chrono::milliseconds(lo_ms + static_cast<int>(rng() % (hi_ms - lo_ms))));
   };
   try {
-  while (!s.faults.empty() && std::chrono::steady_clock::now() + 2500ms < end) {
-    const fault f = s.faults[rng() % s.faults.size()];
-    injected_fault inj{f};
-    const int leader = leader_of(c);
-    const int random = static_cast<int>(rng() % c.size());
-    const bool on_leader = f == fault::kill_leader || f == fault::pause_leader ||
-                           f == fault::isolate_leader || f == fault::minority_leader;
-    const int target = on_leader && leader >= 0 ? leader : random;
-    inj.member = target;
-    inj.at = st.clk.now();
-    switch (f) {
-      case fault::kill_random:
-      case fault::kill_leader:
-        c.kill(target);
-        pause_for(300, 1000);
-        c.start(target);
-        break;
-      case fault::pause_random:
-      case fault::pause_leader:
-        ::kill(c.proc(target).pid(), SIGSTOP);
-        pause_for(500, 2000);
-        ::kill(c.proc(target).pid(), SIGCONT);
-        break;
-      case fault::isolate_leader:
-      case fault::isolate_random:
-        c.partition({target});
-        pause_for(1000, 2000);
-        c.heal();
-        break;
-      case fault::minority_leader: {
-        std::set<int> side = {target};
-        if (c.size() >= 5) side.insert((target + 1 + static_cast<int>(rng() % 4)) % c.size());
-        c.partition(side);
-        pause_for(1000, 2000);
-        c.heal();
-        break;
-      }
-      case fault::majority_leader: {
-        std::set<int> side;
-        const int want = (c.size() - 1) / 2;
-        for (int i = 0; static_cast<int>(side.size()) < want && i < c.size() * 4; ++i) {
-          const int m = static_cast<int>(rng() % c.size());
-          if (m != leader) side.insert(m);
+    while (!s.faults.empty() && std::chrono::steady_clock::now() + 2500ms < end) {
+      const fault f = s.faults[rng() % s.faults.size()];
+      injected_fault inj{f};
+      const int leader = leader_of(c);
+      const int random = static_cast<int>(rng() % c.size());
+      const bool on_leader = f == fault::kill_leader || f == fault::pause_leader ||
+                             f == fault::isolate_leader || f == fault::minority_leader;
+      const int target = on_leader && leader >= 0 ? leader : random;
+      inj.member = target;
+      inj.at = st.clk.now();
+      switch (f) {
+        case fault::kill_random:
+        case fault::kill_leader:
+          c.kill(target);
+          pause_for(300, 1000);
+          c.start(target);
+          break;
+        case fault::pause_random:
+        case fault::pause_leader:
+          ::kill(c.proc(target).pid(), SIGSTOP);
+          pause_for(500, 2000);
+          ::kill(c.proc(target).pid(), SIGCONT);
+          break;
+        case fault::isolate_leader:
+        case fault::isolate_random:
+          c.partition({target});
+          pause_for(1000, 2000);
+          c.heal();
+          break;
+        case fault::minority_leader: {
+          std::set<int> side = {target};
+          if (c.size() >= 5) side.insert((target + 1 + static_cast<int>(rng() % 4)) % c.size());
+          c.partition(side);
+          pause_for(1000, 2000);
+          c.heal();
+          break;
         }
-        inj.member = -1;
-        c.partition(side);
-        pause_for(1000, 2000);
-        c.heal();
-        break;
+        case fault::majority_leader: {
+          std::set<int> side;
+          const int want = (c.size() - 1) / 2;
+          for (int i = 0; static_cast<int>(side.size()) < want && i < c.size() * 4; ++i) {
+            const int m = static_cast<int>(rng() % c.size());
+            if (m != leader) side.insert(m);
+          }
+          inj.member = -1;
+          c.partition(side);
+          pause_for(1000, 2000);
+          c.heal();
+          break;
+        }
+        case fault::bridge: {
+          // {a,b} | bridge | {d,e} over a random order of the members
+          std::vector<int> order(c.size());
+          for (int i = 0; i < c.size(); ++i) order[i] = i;
+          std::shuffle(order.begin(), order.end(), rng);
+          const int mid = c.size() / 2;
+          for (int i = 0; i < mid; ++i)
+            for (int j = mid + 1; j < c.size(); ++j) c.cut(order[i], order[j]);
+          inj.member = order[mid];
+          pause_for(1000, 2000);
+          c.heal();
+          break;
+        }
+        case fault::delay_peers:
+          c.delay_links(std::chrono::milliseconds(20 + rng() % 60));
+          inj.member = -1;
+          pause_for(1000, 2000);
+          c.heal();
+          break;
       }
-      case fault::bridge: {
-        // {a,b} | bridge | {d,e} over a random order of the members
-        std::vector<int> order(c.size());
-        for (int i = 0; i < c.size(); ++i) order[i] = i;
-        std::shuffle(order.begin(), order.end(), rng);
-        const int mid = c.size() / 2;
-        for (int i = 0; i < mid; ++i)
-          for (int j = mid + 1; j < c.size(); ++j) c.cut(order[i], order[j]);
-        inj.member = order[mid];
-        pause_for(1000, 2000);
-        c.heal();
-        break;
-      }
-      case fault::delay_peers:
-        c.delay_links(std::chrono::milliseconds(20 + rng() % 60));
-        inj.member = -1;
-        pause_for(1000, 2000);
-        c.heal();
-        break;
+      inj.healed = st.clk.now();
+      rep.faults.push_back(inj);
+      std::this_thread::sleep_for(1000ms);
     }
-    inj.healed = st.clk.now();
-    rep.faults.push_back(inj);
-    std::this_thread::sleep_for(1000ms);
-  }
   } catch (const std::exception& e) {
     rep.anomalies.push_back(std::string("harness: ") + e.what());
   }

@@ -52,7 +52,7 @@ struct scenario {
   traffic_profile traffic = traffic_profile::etcd;
   std::vector<fault> faults;  // drawn from at random, one at a time
   std::chrono::milliseconds duration{std::chrono::seconds(8)};
-  int clients = 6;  // each pinned to member (i % members)
+  int clients = 6;                 // each pinned to member (i % members)
   std::vector<std::string> flags;  // extra flags for every member
   std::uint64_t seed = 1;
 };
@@ -74,7 +74,7 @@ struct run_report {
   std::vector<std::string> anomalies;  // all of them: kv, watch, convergence, harness
   int watch_streams = 0;
   std::map<std::string, int> errors;  // client-side errors by status, most common first in summary
-  std::string artifacts;  // where the history and logs were saved (on failure)
+  std::string artifacts;              // where the history and logs were saved (on failure)
   std::string summary() const;
   bool ok() const { return anomalies.empty() && kv.result == verdict::linearizable; }
 };

@@ -30,20 +30,28 @@ std::vector<watch_record> history::watches() const {
 
 const char* to_string(op_kind k) {
   switch (k) {
-    case op_kind::range: return "range";
-    case op_kind::put: return "put";
-    case op_kind::del: return "delete";
-    case op_kind::txn: return "txn";
-    case op_kind::lease_revoke: return "lease-revoke";
+    case op_kind::range:
+      return "range";
+    case op_kind::put:
+      return "put";
+    case op_kind::del:
+      return "delete";
+    case op_kind::txn:
+      return "txn";
+    case op_kind::lease_revoke:
+      return "lease-revoke";
   }
   return "?";
 }
 
 const char* to_string(outcome o) {
   switch (o) {
-    case outcome::ok: return "ok";
-    case outcome::failed: return "failed";
-    case outcome::unknown: return "unknown";
+    case outcome::ok:
+      return "ok";
+    case outcome::failed:
+      return "failed";
+    case outcome::unknown:
+      return "unknown";
   }
   return "?";
 }
@@ -81,8 +89,8 @@ std::string target(const operation& op) {
   }
   const std::string& key =
       q.has_request_range() ? q.request_range().key() : q.request_delete_range().key();
-  const std::string& end = q.has_request_range() ? q.request_range().range_end()
-                                                 : q.request_delete_range().range_end();
+  const std::string& end =
+      q.has_request_range() ? q.request_range().range_end() : q.request_delete_range().range_end();
   return end.empty() ? key : key + ".." + (end == std::string(1, '\0') ? "" : end);
 }
 
@@ -124,12 +132,12 @@ std::string history::to_json() const {
     for (const watch_response& r : w.responses) {
       if (!first) out += ",";
       first = false;
-      out += "{\"at\":" + std::to_string(r.at) + ",\"revision\":" +
-             std::to_string(r.header_revision) + ",\"created\":" + (r.created ? "true" : "false") +
+      out += "{\"at\":" + std::to_string(r.at) +
+             ",\"revision\":" + std::to_string(r.header_revision) +
+             ",\"created\":" + (r.created ? "true" : "false") +
              ",\"canceled\":" + (r.canceled ? "true" : "false") +
              ",\"compact_revision\":" + std::to_string(r.compact_revision) + ",\"events\":[";
-      for (size_t i = 0; i < r.events.size(); ++i)
-        out += (i ? "," : "") + json(r.events[i]);
+      for (size_t i = 0; i < r.events.size(); ++i) out += (i ? "," : "") + json(r.events[i]);
       out += "]}";
     }
     out += "]}\n";

@@ -34,13 +34,13 @@ struct operation {
   nanos call = 0;
   nanos ret = never;  // never when the outcome is unknown
   outcome result = outcome::unknown;
-  std::string error;        // the status when not ok
-  std::string member;       // the endpoint it went to, for reports
+  std::string error;          // the status when not ok
+  std::string member;         // the endpoint it went to, for reports
   bool serializable = false;  // a Range with serializable=true: checked against its revision only
-  etcdserverpb::TxnRequest txn;       // the request, as a txn (lease_revoke: empty)
-  etcdserverpb::TxnResponse txn_resp; // the response as a txn (ok only)
-  std::int64_t lease = 0;             // lease_revoke: the lease
-  std::int64_t revision = 0;          // ok only: the response header's revision
+  etcdserverpb::TxnRequest txn;        // the request, as a txn (lease_revoke: empty)
+  etcdserverpb::TxnResponse txn_resp;  // the response as a txn (ok only)
+  std::int64_t lease = 0;              // lease_revoke: the lease
+  std::int64_t revision = 0;           // ok only: the response header's revision
 };
 
 // One Watch creation on a stream and everything it delivered until it ended.

@@ -15,9 +15,12 @@ using mvccpb::KeyValue;
 
 const char* to_string(verdict v) {
   switch (v) {
-    case verdict::linearizable: return "linearizable";
-    case verdict::violation: return "violation";
-    case verdict::unknown: return "unknown";
+    case verdict::linearizable:
+      return "linearizable";
+    case verdict::violation:
+      return "violation";
+    case verdict::unknown:
+      return "unknown";
   }
   return "?";
 }
@@ -28,11 +31,11 @@ constexpr nanos before_all = std::numeric_limits<nanos>::min();
 
 // How an operation bears on the sequence of revisions.
 enum class effect {
-  ignored,   // failed, or an open read: no effect to place
-  writes,    // acknowledged and changed something: it is the write of its revision
-  none,      // acknowledged, changed nothing: answered at its revision
-  maybe,     // an acknowledged lease revoke: either the write of its revision or no change at it
-  open,      // outcome unknown and it could write: a candidate for a revision nothing claims
+  ignored,  // failed, or an open read: no effect to place
+  writes,   // acknowledged and changed something: it is the write of its revision
+  none,     // acknowledged, changed nothing: answered at its revision
+  maybe,    // an acknowledged lease revoke: either the write of its revision or no change at it
+  open,     // outcome unknown and it could write: a candidate for a revision nothing claims
 };
 
 // Whether the executed ops changed anything, from their responses.
@@ -133,13 +136,13 @@ class checker {
   linearizability_report& rep_;
   model m_;
   std::vector<effect> eff_;
-  std::vector<char> used_;  // op → placed on the current path
-  std::map<std::int64_t, int> claim_;             // revision → the op that wrote it
-  std::map<int, std::int64_t> claimed_;           // op → its revision
-  std::map<std::int64_t, std::vector<int>> answered_;  // revision → ops answered there
-  std::vector<int> open_;                         // unclaimed open ops, by call time
+  std::vector<char> used_;                                      // op → placed on the current path
+  std::map<std::int64_t, int> claim_;                           // revision → the op that wrote it
+  std::map<int, std::int64_t> claimed_;                         // op → its revision
+  std::map<std::int64_t, std::vector<int>> answered_;           // revision → ops answered there
+  std::vector<int> open_;                                       // unclaimed open ops, by call time
   std::map<std::int64_t, std::set<std::string>> deleted_seen_;  // watch evidence
-  std::map<std::int64_t, nanos> bound_;           // revision → min return of answers at >= it
+  std::map<std::int64_t, nanos> bound_;  // revision → min return of answers at >= it
   std::int64_t last_ = 0;
   std::int64_t deepest_ = -1;
   std::vector<std::string> deepest_why_;
@@ -251,8 +254,10 @@ void checker::gather_evidence() {
     for (const watch_response& r : w.responses) {
       last_ = std::max(last_, r.header_revision);
       for (const mvccpb::Event& ev : r.events) {
-        if (ev.type() == mvccpb::Event::PUT) observe(ev.kv(), who);
-        else deleted_seen_[ev.kv().mod_revision()].insert(ev.kv().key());
+        if (ev.type() == mvccpb::Event::PUT)
+          observe(ev.kv(), who);
+        else
+          deleted_seen_[ev.kv().mod_revision()].insert(ev.kv().key());
         last_ = std::max(last_, ev.kv().mod_revision());
         if (ev.has_prev_kv()) observe(ev.prev_kv(), who);
       }
@@ -354,8 +359,7 @@ void checker::fail_at(std::int64_t rev, std::string why) {
 bool checker::out_of_budget() {
   ++rep_.search_steps;
   if (rep_.search_steps > opt_.max_steps) return true;
-  return (rep_.search_steps & 1023) == 0 &&
-         std::chrono::steady_clock::now() - start_ > opt_.budget;
+  return (rep_.search_steps & 1023) == 0 && std::chrono::steady_clock::now() - start_ > opt_.budget;
 }
 
 void checker::run() {
@@ -378,8 +382,8 @@ void checker::run() {
     return;
   }
   std::vector<frame> stack;
-  stack.push_back(frame{opt_.base_revision + 1, before_all, push, push_op,
-                        candidates(opt_.base_revision + 1)});
+  stack.push_back(
+      frame{opt_.base_revision + 1, before_all, push, push_op, candidates(opt_.base_revision + 1)});
   while (!stack.empty()) {
     frame& f = stack.back();
     if (f.rev > last_) {
@@ -408,10 +412,9 @@ void checker::run() {
                                  ? " (forced by " + describe(ops_[f.push_op]) + ", answered at " +
                                        std::to_string(f.rev - 1) + ")"
                                  : "";
-        fail_at(f.rev, "revision " + std::to_string(f.rev) + ": " + describe(op) +
-                           " returned at " + at_time(op.ret) +
-                           ", before it can have been written (not before " + at_time(t) + ")" +
-                           forced);
+        fail_at(f.rev, "revision " + std::to_string(f.rev) + ": " + describe(op) + " returned at " +
+                           at_time(op.ret) + ", before it can have been written (not before " +
+                           at_time(t) + ")" + forced);
         continue;
       }
       model::result res = apply(c);
@@ -432,8 +435,8 @@ void checker::run() {
       int next_push_op;
       if (!check_answers(f.rev, c, t, &next_push, &next_push_op, &why)) {
         m_.pop();
-        fail_at(f.rev, "revision " + std::to_string(f.rev) + " written by " + describe(op) +
-                           ": " + why);
+        fail_at(f.rev,
+                "revision " + std::to_string(f.rev) + " written by " + describe(op) + ": " + why);
         continue;
       }
       f.placed = c;

@@ -44,8 +44,8 @@ struct linearizability_report {
   int operations = 0;
   int acknowledged = 0;
   int failed = 0;
-  int open = 0;            // outcome unknown
-  int open_applied = 0;    // of those, how many the accepted sequence says were applied
+  int open = 0;          // outcome unknown
+  int open_applied = 0;  // of those, how many the accepted sequence says were applied
   long long search_steps = 0;
   std::optional<model> replayed;  // the accepted sequence (linearizable only), for watch checks
 };

@@ -72,11 +72,16 @@ namespace {
 
 bool holds(Compare::CompareResult result, int cmp) {
   switch (result) {
-    case Compare::EQUAL: return cmp == 0;
-    case Compare::GREATER: return cmp > 0;
-    case Compare::LESS: return cmp < 0;
-    case Compare::NOT_EQUAL: return cmp != 0;
-    default: return false;
+    case Compare::EQUAL:
+      return cmp == 0;
+    case Compare::GREATER:
+      return cmp > 0;
+    case Compare::LESS:
+      return cmp < 0;
+    case Compare::NOT_EQUAL:
+      return cmp != 0;
+    default:
+      return false;
   }
 }
 
@@ -84,12 +89,18 @@ int sign(std::int64_t a, std::int64_t b) { return a < b ? -1 : (a > b ? 1 : 0); 
 
 bool compare_kv(const Compare& c, const KeyValue& kv) {
   switch (c.target()) {
-    case Compare::VALUE: return holds(c.result(), kv.value().compare(c.value()));
-    case Compare::VERSION: return holds(c.result(), sign(kv.version(), c.version()));
-    case Compare::CREATE: return holds(c.result(), sign(kv.create_revision(), c.create_revision()));
-    case Compare::MOD: return holds(c.result(), sign(kv.mod_revision(), c.mod_revision()));
-    case Compare::LEASE: return holds(c.result(), sign(kv.lease(), c.lease()));
-    default: return false;
+    case Compare::VALUE:
+      return holds(c.result(), kv.value().compare(c.value()));
+    case Compare::VERSION:
+      return holds(c.result(), sign(kv.version(), c.version()));
+    case Compare::CREATE:
+      return holds(c.result(), sign(kv.create_revision(), c.create_revision()));
+    case Compare::MOD:
+      return holds(c.result(), sign(kv.mod_revision(), c.mod_revision()));
+    case Compare::LEASE:
+      return holds(c.result(), sign(kv.lease(), c.lease()));
+    default:
+      return false;
   }
 }
 

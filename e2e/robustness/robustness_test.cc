@@ -64,27 +64,33 @@ TEST(Robustness, OneMemberKubernetesTrafficKilled) {
 }
 
 TEST(Robustness, ThreeMembersKilled) {
-  run_scenario({"ThreeMembersKilled", 3, traffic_profile::etcd,
-                {fault::kill_leader, fault::kill_random}});
+  run_scenario(
+      {"ThreeMembersKilled", 3, traffic_profile::etcd, {fault::kill_leader, fault::kill_random}});
 }
 
 TEST(Robustness, ThreeMembersPaused) {
-  run_scenario({"ThreeMembersPaused", 3, traffic_profile::etcd,
-                {fault::pause_leader, fault::pause_random}});
+  run_scenario(
+      {"ThreeMembersPaused", 3, traffic_profile::etcd, {fault::pause_leader, fault::pause_random}});
 }
 
 TEST(Robustness, ThreeMembersPartitionedAndDelayed) {
-  run_scenario({"ThreeMembersPartitionedAndDelayed", 3, traffic_profile::etcd,
+  run_scenario({"ThreeMembersPartitionedAndDelayed",
+                3,
+                traffic_profile::etcd,
                 {fault::isolate_leader, fault::isolate_random, fault::delay_peers}});
 }
 
 TEST(Robustness, ThreeMembersKubernetesTraffic) {
-  run_scenario({"ThreeMembersKubernetesTraffic", 3, traffic_profile::kubernetes,
+  run_scenario({"ThreeMembersKubernetesTraffic",
+                3,
+                traffic_profile::kubernetes,
                 {fault::kill_leader, fault::isolate_leader, fault::pause_leader}});
 }
 
 TEST(Robustness, FiveMembersPartitioned) {
-  run_scenario({"FiveMembersPartitioned", 5, traffic_profile::etcd,
+  run_scenario({"FiveMembersPartitioned",
+                5,
+                traffic_profile::etcd,
                 {fault::minority_leader, fault::majority_leader, fault::bridge}});
 }
 

@@ -100,8 +100,8 @@ std::string check_one(const watch_record& w, const model& m, watch_report& rep) 
                " earlier event(s) never were (not reliable):" + missed;
       }
       std::string want = next < expected.size() ? show(expected[next]) : "nothing";
-      std::string why = show(ev) + " is not the history's next event for this watch (expected " +
-                        want + ")";
+      std::string why =
+          show(ev) + " is not the history's next event for this watch (expected " + want + ")";
       if (next < expected.size() && expected[next].kv().mod_revision() == rev &&
           expected[next].kv().key() == ev.kv().key()) {
         why += ": its kv or prev_kv differs from the history's (" +
@@ -110,8 +110,8 @@ std::string check_one(const watch_record& w, const model& m, watch_report& rep) 
       return why;
     }
     if (next < expected.size() && expected[next].kv().mod_revision() == last_rev)
-      return "revision " + std::to_string(last_rev) + " split across responses: " +
-             show(expected[next]) + " came later (not atomic)";
+      return "revision " + std::to_string(last_rev) +
+             " split across responses: " + show(expected[next]) + " came later (not atomic)";
   }
   return "";
 }

@@ -457,12 +457,23 @@ bool watchable_store::sync_unsynced() {
     const watcher* w = chosen[j];
     out[j] = watch_response{w->id, cur, {}, 0};
     for (const auto& re : events) {
+#ifdef CAIRN_PLANTED_BUG_WATCH_CATCHUP_SKIPS_FIRST
+      // planted: the catch-up starts one revision late (a resumed watch misses an event)
+      if (re.ev.kv.mod_revision <= w->min_rev || !w->range().contains(re.ev.kv.key)) continue;
+#else
       if (re.ev.kv.mod_revision < w->min_rev || !w->range().contains(re.ev.kv.key)) continue;
+#endif
       if (!w->wants(re.ev)) continue;
       event e = re.ev;
       if (w->prev_kv) e.prev_kv = prev_of(re);
       out[j].events.push_back(std::move(e));
     }
+#ifdef CAIRN_PLANTED_BUG_WATCH_CATCHUP_REORDERS
+    // planted: a catch-up response holding two revisions delivers the first two events swapped
+    auto& evs = out[j].events;
+    if (evs.size() >= 2 && evs[0].kv.mod_revision != evs[1].kv.mod_revision)
+      std::swap(evs[0], evs[1]);
+#endif
   }
   std::lock_guard lock(mu_);
   const std::int64_t now = store_.rev();
