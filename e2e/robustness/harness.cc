@@ -45,6 +45,10 @@ const char* to_string(fault f) {
       return "bridge";
     case fault::delay_peers:
       return "delay-peers";
+    case fault::failpoint_crash:
+      return "failpoint-crash";
+    case fault::failpoint_sleep:
+      return "failpoint-sleep";
   }
   return "?";
 }
@@ -564,12 +568,12 @@ std::string run_report::summary() const {
       " streams, " + std::to_string(watch.progress_notifications) + " progress notifications; " +
       std::to_string(faults.size()) + " faults:";
   for (const injected_fault& f : faults) {
-    char buf[128];
-    std::snprintf(buf, sizeof buf, " %s(m%d) at %.2fs recovered %s", to_string(f.what),
-                  f.member + 1, static_cast<double>(f.at) / 1e9,
-                  f.recovered < 0
-                      ? "never"
-                      : (std::to_string((f.recovered - f.healed) / 1000000) + "ms").c_str());
+    char buf[256];
+    std::snprintf(
+        buf, sizeof buf, " %s(m%d%s%s) at %.2fs recovered %s", to_string(f.what), f.member + 1,
+        f.detail.empty() ? "" : " ", f.detail.c_str(), static_cast<double>(f.at) / 1e9,
+        f.recovered < 0 ? "never"
+                        : (std::to_string((f.recovered - f.healed) / 1000000) + "ms").c_str());
     s += buf;
   }
   std::vector<std::pair<int, std::string>> by_count;
@@ -596,9 +600,18 @@ run_report run(const scenario& s, const fs::path& dir, const fs::path& artifacts
   e2e::cairn_cluster c(dir, s.members, s.flags);
   const bool proxies = std::any_of(s.faults.begin(), s.faults.end(), [](fault f) {
     return f != fault::kill_random && f != fault::kill_leader && f != fault::pause_random &&
-           f != fault::pause_leader;
+           f != fault::pause_leader && f != fault::failpoint_sleep;
   });
   if (proxies) c.with_peer_proxies();
+  auto failpoint_file = [&](int i) { return dir / (c.name(i) + ".failpoints"); };
+  auto arm = [&](int i, const std::string& text) { std::ofstream(failpoint_file(i)) << text; };
+  if (!s.failpoints.empty()) {
+    c.use_binary(e2e::cairn_failpoints_binary());
+    for (int i = 0; i < c.size(); ++i) {
+      arm(i, "");
+      c.set_env(i, {{"CAIRN_FAILPOINTS_FILE", failpoint_file(i).string()}});
+    }
+  }
   c.start_all();
   // Serving: a linearizable read through every member.
   const std::string prefix = s.traffic == traffic_profile::etcd ? "k" : "/registry/pods/";
@@ -725,6 +738,53 @@ run_report run(const scenario& s, const fs::path& dir, const fs::path& artifacts
           pause_for(1000, 2000);
           c.heal();
           break;
+        case fault::failpoint_crash: {
+          const std::string fp = s.failpoints[rng() % s.failpoints.size()];
+          const bool rare = fp.starts_with("defrag") || fp.starts_with("compact") ||
+                            fp.find("Snap") != std::string::npos;
+          const int after = rare ? 0 : static_cast<int>(rng() % 20);
+          arm(target, fp + "=crash-after(" + std::to_string(after) + ")");
+          std::this_thread::sleep_for(100ms);  // the member reads its file every 50 ms
+          std::thread helper;
+          if (fp.starts_with("defrag")) {
+            helper = std::thread([ep = c.endpoint(target)] {
+              auto m = etcdserverpb::Maintenance::NewStub(channel(ep, 8000));
+              grpc::ClientContext ctx;
+              deadline(ctx, 3s);
+              etcdserverpb::DefragmentResponse resp;
+              (void)m->Defragment(&ctx, etcdserverpb::DefragmentRequest{}, &resp);
+            });
+          }
+          if (fp.find("ApplySnap") != std::string::npos && c.size() > 1) {
+            // Far enough behind that the leader sends its snapshot (the scenario's flags make
+            // snapshots and log compaction frequent).
+            c.partition({target});
+            pause_for(1500, 2500);
+            c.heal();
+          }
+          bool died = false;
+          for (auto until = std::chrono::steady_clock::now() + 3s;
+               !died && std::chrono::steady_clock::now() < until;) {
+            died = !c.running(target);
+            if (!died) std::this_thread::sleep_for(20ms);
+          }
+          if (helper.joinable()) helper.join();
+          arm(target, "");
+          inj.detail = fp + (died ? " crashed" : " not reached");
+          if (died) {
+            pause_for(100, 500);
+            c.start(target);
+          }
+          break;
+        }
+        case fault::failpoint_sleep: {
+          const std::string fp = s.failpoints[rng() % s.failpoints.size()];
+          arm(target, fp + "=sleep(" + std::to_string(20 + rng() % 130) + ")");
+          inj.detail = fp + " slept";
+          pause_for(1000, 2000);
+          arm(target, "");
+          break;
+        }
       }
       inj.healed = st.clk.now();
       rep.faults.push_back(inj);

@@ -43,6 +43,11 @@ enum class fault {
   majority_leader,  // a minority without the leader cut away (5 members: two followers)
   bridge,           // 5 members: {a,b} | c | {d,e}, c talks to both sides, which cannot talk
   delay_peers,      // every peer link forwards each chunk 20-80 ms late for 1-2 s
+  // With `cairn-failpoints` (server/base/failpoint.h), one of the scenario's failpoints:
+  failpoint_crash,  // armed to crash a random member at hit 1-20 (defrag*: a Defragment is
+                    // sent; *ApplySnap: the member is cut off until it needs the leader's
+                    // snapshot); restarted once it died (3 s at most, else disarmed)
+  failpoint_sleep,  // armed to sleep 20-150 ms per hit on a random member for 1-2 s
 };
 const char* to_string(fault f);
 
@@ -52,14 +57,16 @@ struct scenario {
   traffic_profile traffic = traffic_profile::etcd;
   std::vector<fault> faults;  // drawn from at random, one at a time
   std::chrono::milliseconds duration{std::chrono::seconds(8)};
-  int clients = 6;                 // each pinned to member (i % members)
-  std::vector<std::string> flags;  // extra flags for every member
+  int clients = 6;                      // each pinned to member (i % members)
+  std::vector<std::string> flags;       // extra flags for every member
+  std::vector<std::string> failpoints;  // names for the failpoint faults
   std::uint64_t seed = 1;
 };
 
 struct injected_fault {
   fault what;
-  int member = -1;  // the member it hit (-1: several)
+  int member = -1;     // the member it hit (-1: several)
+  std::string detail;  // the failpoint, and whether it fired
   nanos at = 0;
   nanos healed = 0;
   nanos recovered = -1;  // the first acknowledged write called after `healed` returned here

@@ -87,6 +87,37 @@ TEST(Robustness, ThreeMembersKubernetesTraffic) {
                 {fault::kill_leader, fault::isolate_leader, fault::pause_leader}});
 }
 
+// Crashes at failpoints of the WAL, raft, the backend, compaction, defragmentation and snapshots
+// (the `cairn-failpoints` build), snapshots every 300 writes so that they happen.
+const std::vector<std::string> crash_points = {
+    "walBeforeFsync",     "walAfterFsync",      "raftBeforeSave",    "raftAfterSave",
+    "beforeCommit",       "compactBeforeBatch", "compactAfterBatch", "defragBeforeCopy",
+    "defragBeforeRename", "raftBeforeSaveSnap", "raftAfterSaveSnap"};
+
+TEST(Robustness, OneMemberCrashesAtFailpoints) {
+  scenario s{"OneMemberCrashesAtFailpoints", 1, traffic_profile::etcd, {fault::failpoint_crash}};
+  s.failpoints = crash_points;
+  s.flags = {"--snapshot-count=300"};
+  run_scenario(s);
+}
+
+TEST(Robustness, ThreeMembersCrashAtFailpoints) {
+  scenario s{"ThreeMembersCrashAtFailpoints", 3, traffic_profile::etcd, {fault::failpoint_crash}};
+  s.failpoints = crash_points;
+  s.failpoints.push_back("raftBeforeApplySnap");
+  s.failpoints.push_back("raftAfterApplySnap");
+  s.flags = {"--snapshot-count=300", "--experimental-snapshot-catchup-entries=100"};
+  run_scenario(s);
+}
+
+TEST(Robustness, ThreeMembersSlowedAtFailpoints) {
+  scenario s{
+      "ThreeMembersSlowedAtFailpoints", 3, traffic_profile::kubernetes, {fault::failpoint_sleep}};
+  s.failpoints = {"raftBeforeSave", "raftAfterSave", "beforeCommit", "beforeSyncWatchers",
+                  "beforeSendWatchResponse"};
+  run_scenario(s);
+}
+
 TEST(Robustness, FiveMembersPartitioned) {
   run_scenario({"FiveMembersPartitioned",
                 5,

@@ -107,6 +107,9 @@ fs::path etcd_go_source() { return etcd_root() / "usr/share/gocode/src/go.etcd.i
 fs::path cairn_binary() {
   return fs::path(env_or("CAIRN_TEST_BINARY_DIR", ".")) / "server/cmd/cairn";
 }
+fs::path cairn_failpoints_binary() {
+  return fs::path(env_or("CAIRN_TEST_BINARY_DIR", ".")) / "server/cmd/cairn-failpoints";
+}
 fs::path source_dir() { return env_or("CAIRN_TEST_SOURCE_DIR", "."); }
 
 // Ports come from below the kernel's ephemeral range, so no outgoing connection (etcdctl's,
@@ -418,8 +421,8 @@ void cairn_cluster::start(int i, const std::vector<std::string>& flags) {
   auto args = argv(i);
   args.insert(args.end(), flags.begin(), flags.end());
   m.proc.reset();
-  m.proc =
-      std::make_unique<process>(args, dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"));
+  m.proc = std::make_unique<process>(
+      args, dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"), m.env);
   started(i);
   if (!m.proc->wait_for_port(m.client_port)) {
     throw std::runtime_error(name(i) + " did not start; log:\n" + m.proc->log());
@@ -431,7 +434,7 @@ void cairn_cluster::start_all() {
     auto& m = members_[i];
     m.proc.reset();
     m.proc = std::make_unique<process>(
-        argv(i), dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"));
+        argv(i), dir_ / (name(i) + "-" + std::to_string(m.starts++) + ".log"), m.env);
     started(i);
   }
   for (int i = 0; i < size(); ++i) {

@@ -29,6 +29,8 @@ std::filesystem::path etcdctl_binary();  // <root>/usr/bin/etcdctl
 std::filesystem::path etcd_go_source();
 // The `cairn` binary of this build tree ($CAIRN_TEST_BINARY_DIR/server/cmd/cairn).
 std::filesystem::path cairn_binary();
+// The same server with armable failpoints (server/base/failpoint.h), beside it.
+std::filesystem::path cairn_failpoints_binary();
 // The source tree ($CAIRN_TEST_SOURCE_DIR, set by cairn_test for every test).
 std::filesystem::path source_dir();
 
@@ -173,6 +175,8 @@ class cairn_cluster {
   std::vector<std::string> argv(int i) const;
   // Runs another binary with the same flags from now on (the real etcd, to compare).
   void use_binary(std::filesystem::path binary) { binary_ = std::move(binary); }
+  // Environment changes for member i's later starts.
+  void set_env(int i, env_changes env) { members_[i].env = std::move(env); }
   // Puts a TCP proxy (support/peer_proxy.h) in front of every member's peer listener; call
   // before the first start. peer_url(i) is then the proxy's, which the members advertise and
   // dial, so that partition() can cut the links between members.
@@ -194,6 +198,7 @@ class cairn_cluster {
     int starts = 0;
     std::unique_ptr<process> proc;
     int proxy_port = 0;  // 0: no proxy
+    env_changes env;
   };
   std::string listen_peer_url(int i) const;
   void started(int i);

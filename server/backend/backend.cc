@@ -1,4 +1,5 @@
 #include "backend/backend.h"
+#include "base/failpoint.h"
 
 #include <fcntl.h>
 #include <lmdb.h>
@@ -472,6 +473,7 @@ void backend::commit() {
     txn_ = nullptr;
     return;
   }
+  CAIRN_FAILPOINT("beforeCommit");
   const auto start = std::chrono::steady_clock::now();
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;
@@ -736,6 +738,7 @@ cairn::expected<void, error> backend::defrag() {
   const std::string tmp = path_ + ".defrag";
   if (auto r = remove_file(tmp); !r) return r;
   // 1. The compacting copy. Readers go on meanwhile; there are no writes (we are the writer).
+  CAIRN_FAILPOINT("defragBeforeCopy");
   if (auto r = write_copy(tmp); !r) return r;
   if (stop(defrag_step::copied)) return cairn::unexpected(error{errc::interrupted, "copied"});
 
@@ -747,6 +750,7 @@ cairn::expected<void, error> backend::defrag() {
     close_env();
   }
   if (stop(defrag_step::closed)) return cairn::unexpected(error{errc::interrupted, "closed"});
+  CAIRN_FAILPOINT("defragBeforeRename");
   if (auto r = fs().rename(tmp, path_); !r) {
     // The old file is still in place: go on with it.
     auto reopened = open_env();

@@ -18,6 +18,7 @@
 // after it, and refuses a backend whose consistent index is below that snapshot (the backend is
 // synced before every snapshot, so that would mean the db file was replaced).
 #include "etcdserver/server.h"
+#include "base/failpoint.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -1744,6 +1745,7 @@ void server::handle_ready() {
   }
   sync = false;
 #endif
+  CAIRN_FAILPOINT("raftBeforeSave");
   if (sync) {
 #ifdef CAIRN_PLANTED_BUG_SYNC_PER_ENTRY
     for (std::size_t i = 0; i < rd.entries.size(); ++i) {
@@ -1757,6 +1759,7 @@ void server::handle_ready() {
         fatal(absl::StrCat("WAL save failed: ", r.error().message));
       }
   }
+  CAIRN_FAILPOINT("raftAfterSave");
   if (rd.hard_state) storage_.set_hard_state(hard_state_);
   if (!rd.entries.empty()) {
     storage_.append(rd.entries);
@@ -1811,9 +1814,11 @@ void server::take_snapshot(std::uint64_t index, std::uint64_t term, raftpb::Conf
     spdlog::warn("etcdserver: snapshot at {} skipped: {}", index, raft::to_string(snap.error()));
     return;
   }
+  CAIRN_FAILPOINT("raftBeforeSaveSnap");
   if (auto r = snapshotter_->save(*snap); !r)
     fatal(absl::StrCat("saving snapshot: ", r.error().message));
   if (auto r = wal_->save_snapshot({index, term}); !r) fatal(r.error().message);
+  CAIRN_FAILPOINT("raftAfterSaveSnap");
   // The backend was synced up to `index` by the apply thread before it asked for this.
   if (auto r = wal_->release_to(index); !r) fatal(r.error().message);
   if (index > cfg_.snapshot_catch_up_entries) {
@@ -1988,11 +1993,13 @@ void server::install_snapshot(const raftpb::Snapshot& snap) {
   // What this member applied before goes out in a commit of its own (a read-buffered bucket
   // takes one put per key and batch).
   backend_->force_commit();
+  CAIRN_FAILPOINT("raftBeforeApplySnap");
   if (auto r = replace_contents(*backend_, path); !r) {
     fatal(absl::StrCat("installing the leader's snapshot: ", r.error()));
   }
   store_->set_consistent_index({meta.index(), meta.term()});
   backend_->force_commit();
+  CAIRN_FAILPOINT("raftAfterApplySnap");
   backend_->sync();
   [[maybe_unused]] const std::int64_t old_rev = store_->rev();
   store_->reload();

@@ -1,4 +1,5 @@
 #include "mvcc/store.h"
+#include "base/failpoint.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -577,6 +578,7 @@ bool store::compaction_step() {
     return true;
   }
   const std::string stop = revision_key(revision{job_->rev + 1, 0});
+  CAIRN_FAILPOINT("compactBeforeBatch");
   backend::write_cursor c = be_.cursor(bucket::key);
   c.seek(job_->next);
   bool done = false;
@@ -605,6 +607,7 @@ bool store::compaction_step() {
     job_->next = std::string(c.key());
   }
   if (opts_.commit_at_write_end) be_.commit_if_due();
+  CAIRN_FAILPOINT("compactAfterBatch");
   return job_.has_value();
 }
 

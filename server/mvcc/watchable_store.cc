@@ -1,4 +1,5 @@
 #include "mvcc/watchable_store.h"
+#include "base/failpoint.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -375,6 +376,7 @@ void watchable_store::sync_victims() {
 }
 
 bool watchable_store::sync_unsynced() {
+  CAIRN_FAILPOINT("beforeSyncWatchers");
   // Order matters. The revision first: every entry up to it was written before the view opens,
   // so the view has it. The view before the compaction revision: entries a later compaction
   // removes are still in the view, and the compaction checks below use a revision at least as

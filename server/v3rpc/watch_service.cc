@@ -1,4 +1,5 @@
 #include "v3rpc/watch_service.h"
+#include "base/failpoint.h"
 
 #include <algorithm>
 #include <deque>
@@ -341,6 +342,7 @@ class watch_service::stream final : public grpc::ServerBidiReactor<WatchRequest,
     cur_ = std::move(out_.front());
     out_.pop_front();
     writing_ = true;
+    CAIRN_FAILPOINT("beforeSendWatchResponse");
     StartWrite(&cur_);
     if (read_paused_ && out_.size() < max_queued / 2) {
       read_paused_ = false;

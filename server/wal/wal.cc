@@ -9,6 +9,7 @@
 // the directory, and only then append to it; the segment before was synced by its last batch.
 // So after a crash the newest segment always has its prelude, and only its tail can be torn.
 #include "wal/wal.h"
+#include "base/failpoint.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -381,7 +382,9 @@ result<void> wal::append_batch(std::span<const walpb::Record> records) {
 #if !defined(CAIRN_PLANTED_BUG_WAL_NO_FSYNC)
   {
     const auto start = std::chrono::steady_clock::now();
+    CAIRN_FAILPOINT("walBeforeFsync");
     if (auto r = file_->sync_data(); !r) return fail(r.error());
+    CAIRN_FAILPOINT("walAfterFsync");
     if (opts_.stats != nullptr)
       opts_.stats->wal_fsync.observe(std::chrono::steady_clock::now() - start);
   }
