@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -453,6 +454,90 @@ TEST_P(DurabilityTest, PowerCutAtRandomMomentKeepsEveryAcknowledgedWrite) {
       static_cast<long long>(ms(t2 - t1)), todo.size(), static_cast<long long>(ms(t3 - t2)),
       static_cast<unsigned long long>(unsynced));
 }
+
+// A disk that fills up (or fails writes) under the WAL: the write whose entry cannot be saved
+// waits, every later one is refused at once with NOSPACE's error, reads go on; once the disk
+// takes writes again everything resumes, and a power cut afterwards loses nothing acknowledged.
+class DiskFullTest : public DurabilityTest {
+ protected:
+  void full_then_free(int code) {
+    cfg_.data_dir = dir_ + "/data";
+    cfg_.name = "n1";
+    cfg_.initial_cluster = "n1=http://127.0.0.1:1";
+    cfg_.heartbeat = 10ms;
+    cfg_.election = 100ms;
+    sim_fs_ = std::make_unique<base::sim_file_system>(7);
+    fs_ = std::make_unique<cuttable_fs>(*sim_fs_);
+    cfg_.fs = fs_.get();
+    cfg_.wal_segment_size = 64 * 1024;  // segments are cut (and preallocated) while full too
+    start();
+    ASSERT_TRUE(srv_);
+    constexpr int keys = 300;
+    std::vector<std::int64_t> acked_rev(keys, 0);
+    auto put = [&](int i) -> cairn::expected<mvcc::put_response, base::errc> {
+      mvcc::put_request p;
+      p.key = key_of(i);
+      p.value = value_of(i);
+      auto r = srv_->put(p);
+      if (r) acked_rev[i] = r->revision;
+      return r;
+    };
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(put(i)) << i;
+
+    sim_fs_->inject({.op = base::sim_op::write,
+                     .code = code,
+                     .path_contains = ".wal",
+                     .sticky = true,
+                     .partial_bytes = 10});
+    sim_fs_->inject(
+        {.op = base::sim_op::preallocate, .code = code, .path_contains = ".wal", .sticky = true});
+    std::optional<cairn::expected<mvcc::put_response, base::errc>> waiting;
+    std::thread blocked([&] { waiting = put(100); });
+    for (auto until = std::chrono::steady_clock::now() + 5s;
+         !srv_->disk_full() && std::chrono::steady_clock::now() < until;) {
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_TRUE(srv_->disk_full()) << "the failed WAL write was not noticed";
+    const auto t0 = std::chrono::steady_clock::now();
+    auto refused = put(101);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), base::errc::no_space);
+    EXPECT_EQ(base::message(refused.error()), "etcdserver: mvcc: database space exceeded");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "refused at once, not timed out";
+    mvcc::range_request r;
+    r.key = key_of(5);
+    auto read = srv_->range(r, /*serializable=*/true);
+    ASSERT_TRUE(read.has_value());
+    ASSERT_EQ(read->kvs.size(), 1u);
+    std::this_thread::sleep_for(300ms);  // a few retries while full
+    EXPECT_TRUE(srv_->disk_full());
+
+    sim_fs_->clear_faults();
+    blocked.join();
+    ASSERT_TRUE(waiting.has_value());
+    // The waiting put was saved once the disk took it: answered (or timed out, still applied).
+    if (!*waiting) {
+      EXPECT_EQ(waiting->error(), base::errc::timeout);
+    }
+    EXPECT_FALSE(srv_->disk_full());
+    for (int i = 102; i < keys; ++i) ASSERT_TRUE(put(i)) << i;
+
+    srv_->simulate_crash();
+    srv_.reset();
+    sim_fs_->crash();
+    start();
+    ASSERT_TRUE(srv_);
+    std::vector<char> present;
+    verify(acked_rev, present, "after the disk was full, freed and the power cut");
+    EXPECT_EQ(present[101], 0) << "a refused write was applied";
+  }
+};
+
+TEST_F(DiskFullTest, AFullDiskRefusesWritesLosesNothingAndResumesWhenFreed) {
+  full_then_free(ENOSPC);
+}
+
+TEST_F(DiskFullTest, FailingWritesAreRefusedLikeAFullDiskAndResume) { full_then_free(EIO); }
 
 // The first case is the full 100,000 keys; the others are smaller and vary the crash point,
 // the crash mode, the db batching and the snapshot interval (all drawn from the seed).

@@ -585,6 +585,10 @@ cairn::expected<server::apply_result, base::errc> server::propose(request r) {
 }
 
 void server::propose_async(request r, std::function<void(apply_result)> done) {
+  if (disk_full_.load()) {
+    stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
+    return done({cairn::unexpected(base::errc::no_space)});
+  }
   if (committed_.load() > applied_.load() + cfg_.max_pending_applies) {
     stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
     return done({cairn::unexpected(base::errc::too_many_requests)});
@@ -1687,6 +1691,33 @@ void server::raft_loop() {
   if (!crash_) (void)wal_->save(hard_state_, {});
 }
 
+bool server::save_or_wait_for_disk(std::span<const raftpb::Entry> entries) {
+  auto r = wal_->save(hard_state_, entries);
+  if (r) return true;
+  if (wal_->poisoned()) fatal(absl::StrCat("WAL save failed: ", r.error().message));
+  // Nothing was written (a full disk, a failed write): refuse proposals with NOSPACE's error
+  // and try the same save again until it goes in. Nothing is acknowledged meanwhile (the raft
+  // loop waits here), so nothing acknowledged can be lost; as a leader this member stops
+  // heartbeating and the others elect another.
+  disk_full_ = true;
+  spdlog::error("etcdserver: WAL write failed ({}): refusing writes until it succeeds",
+                r.error().message);
+  while (true) {
+    {
+      std::unique_lock lock(loop_mu_);
+      if (loop_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop_loop_; })) {
+        return false;  // stopping: nothing of this Ready was saved; none of it may be used
+      }
+    }
+    r = wal_->save(hard_state_, entries);
+    if (r) break;
+    if (wal_->poisoned()) fatal(absl::StrCat("WAL save failed: ", r.error().message));
+  }
+  disk_full_ = false;
+  spdlog::warn("etcdserver: WAL writes succeed again; serving writes");
+  return true;
+}
+
 void server::handle_ready() {
   raft::ready rd = node_->ready();
   if (rd.soft) {
@@ -1755,9 +1786,7 @@ void server::handle_ready() {
     }
     if (rd.entries.empty())
 #endif
-      if (auto r = wal_->save(hard_state_, rd.entries); !r) {
-        fatal(absl::StrCat("WAL save failed: ", r.error().message));
-      }
+      if (!save_or_wait_for_disk(rd.entries)) return;
   }
   CAIRN_FAILPOINT("raftAfterSave");
   if (rd.hard_state) storage_.set_hard_state(hard_state_);

@@ -272,6 +272,8 @@ class server {
   // Whether the membership has this member as a learner (false before it knows itself).
   bool is_learner() const { return members_.is_learner(member_id_); }
   std::uint64_t applied_index() const { return applied_.load(); }
+  // True while the WAL cannot take writes (proposals answer NOSPACE's error).
+  bool disk_full() const { return disk_full_.load(); }
   std::uint64_t committed_index() const { return committed_.load(); }
 
   // --- requests, any thread ---
@@ -456,6 +458,10 @@ class server {
   cairn::expected<void, base::errc> check_quota(std::int64_t cost);
   void raft_loop();
   void handle_ready();
+  // Saves the Ready's entries and hard state; when the WAL refuses them without harm (a full
+  // disk), refuses proposals and tries again every 100 ms. False: stopping before it went in.
+  bool save_or_wait_for_disk(std::span<const raftpb::Entry> entries);
+
   void take_snapshot(std::uint64_t index, std::uint64_t term, raftpb::ConfState conf);
   // Apply thread: replaces the backend's contents with a snapshot's db received from the leader.
   void install_snapshot(const raftpb::Snapshot& snap);
@@ -515,6 +521,8 @@ class server {
   std::atomic<std::uint64_t> snapshot_index_{0};
   std::atomic<std::uint64_t> next_id_{0};
   std::atomic<bool> removed_{false};
+  // The WAL could not take a Ready (a full disk): proposals are refused until it does.
+  std::atomic<bool> disk_full_{false};
   bool strict_reconfig_check() const { return cfg_.strict_reconfig_check; }
   cairn::expected<std::vector<member>, base::errc> configure(raftpb::ConfChange cc);
   // Apply thread: a committed conf change (replay: only raft's configuration, not the bucket).

@@ -106,9 +106,16 @@ result<void> wal::fail(const base::file_error& e) {
 result<void> wal::start_segment(const std::string& dir, uint64_t seq, uint64_t first_index) {
   const std::string path = base::join_path(dir, segment_file_name(seq, first_index));
   const std::string tmp = path + std::string(tmp_suffix);
+  // Until the rename nothing the log depends on has changed: a failure there leaves it as it was.
+  const uint32_t chain_before = chain_;
+  auto soft = [&](const base::file_error& e) -> result<void> {
+    chain_ = chain_before;
+    (void)fs_.remove(tmp);
+    return cairn::unexpected(error{errc::io, "wal: " + e.message, e.code});
+  };
   auto f = fs_.open(tmp, base::open_mode::create_truncate);
-  if (!f) return fail(f.error());
-  if (auto r = (*f)->preallocate(opts_.segment_size); !r) return fail(r.error());
+  if (!f) return soft(f.error());
+  if (auto r = (*f)->preallocate(opts_.segment_size); !r) return soft(r.error());
 
   const uint32_t salt = static_cast<uint32_t>(rng_());
   std::string buf = encode_file_header({seq, salt});
@@ -125,9 +132,9 @@ result<void> wal::start_segment(const std::string& dir, uint64_t seq, uint64_t f
       chained(walpb::RECORD_STATE, state_.SerializeAsString()),
   };
   encode_batch(salt, next_batch_, prelude, buf);
-  if (auto r = (*f)->write_at(0, buf); !r) return fail(r.error());
-  if (auto r = (*f)->sync_data(); !r) return fail(r.error());
-  if (auto r = (*f)->close(); !r) return fail(r.error());
+  if (auto r = (*f)->write_at(0, buf); !r) return soft(r.error());
+  if (auto r = (*f)->sync_data(); !r) return soft(r.error());
+  if (auto r = (*f)->close(); !r) return soft(r.error());
   if (auto r = fs_.rename(tmp, path); !r) return fail(r.error());
   if (auto r = fs_.sync_dir(dir); !r) return fail(r.error());
 
@@ -374,9 +381,11 @@ result<void> wal::append_batch(std::span<const walpb::Record> records) {
   encode_batch(salt_, next_batch_, records, buf);
   if (auto r = file_->write_at(offset_, buf); !r) {
     // A short write (ENOSPC past the preallocated space) can leave part of a frame that no
-    // sector-level tear explains; cut it off so a reopen sees a clean end. Best effort: the log
-    // is poisoned either way, and nothing synced lies past offset_.
-    if (file_->truncate(offset_)) (void)file_->sync_data();
+    // sector-level tear explains; cut it off so a reopen sees a clean end. Once that cut is
+    // durable the log is exactly as before the call (the caller restores its own fields), and
+    // the batch can be written again later.
+    if (file_->truncate(offset_) && file_->sync_data())
+      return cairn::unexpected(error{errc::io, "wal: " + r.error().message, r.error().code});
     return fail(r.error());
   }
 #if !defined(CAIRN_PLANTED_BUG_WAL_NO_FSYNC)
@@ -395,9 +404,11 @@ result<void> wal::append_batch(std::span<const walpb::Record> records) {
   offset_ += buf.size();
   ++next_batch_;
   if (offset_ >= opts_.segment_size) {
-    // The batch is durable; a failure from here on still poisons the log, since the next
-    // batch would have nowhere to go.
-    return start_segment(dir_, segments_.back().seq + 1, last_index_ + 1);
+    // The batch is durable. A new segment that cannot be made yet (a full disk) is tried again
+    // after the next batch, which meanwhile grows this one; any other failure poisons the log.
+    auto r = start_segment(dir_, segments_.back().seq + 1, last_index_ + 1);
+    if (!r && !failed_) return {};
+    return r;
   }
   return {};
 }
@@ -420,14 +431,23 @@ result<void> wal::save(const raftpb::HardState& state, std::span<const raftpb::E
       }
     }
   }
+  const uint32_t chain_before = chain_;  // chained() moves it
   std::vector<walpb::Record> records;
   records.reserve(entries.size() + 1);
   for (const auto& e : entries)
     records.push_back(chained(walpb::RECORD_ENTRY, e.SerializeAsString()));
   if (state_changed) records.push_back(chained(walpb::RECORD_STATE, state.SerializeAsString()));
+  const uint64_t last_before = last_index_;
+  const raftpb::HardState state_before = state_;
   if (!entries.empty()) last_index_ = entries.back().index();
   if (state_changed) state_ = state;
-  return append_batch(records);
+  auto r = append_batch(records);
+  if (!r && !failed_) {  // nothing was written: as before the call
+    chain_ = chain_before;
+    last_index_ = last_before;
+    state_ = state_before;
+  }
+  return r;
 }
 
 result<void> wal::save_snapshot(snapshot_mark mark) {
@@ -439,7 +459,9 @@ result<void> wal::save_snapshot(snapshot_mark mark) {
   const walpb::Record records[] = {chained(walpb::RECORD_SNAPSHOT, m.SerializeAsString())};
   mark_ = mark;
   last_index_ = std::max(last_index_, mark.index);
-  return append_batch(records);
+  auto r = append_batch(records);
+  if (!r && !failed_) failed_ = r.error();  // its callers stop the node: no way back here
+  return r;
 }
 
 result<void> wal::release_to(uint64_t index) {

@@ -5,9 +5,13 @@
 // refusing real corruption with the file and offset), and releasing segments a snapshot covers.
 // The byte format is specified at the top of segment.cc.
 //
-// Every write goes through base::file_system. After any failed write or sync the log is
-// poisoned: every later call returns the same error, since nothing is known about what reached
-// the disk (the node is expected to stop; etcd does the same).
+// Every write goes through base::file_system. A write that fails (ENOSPC, EIO) before its
+// fdatasync, once the file is cut back to the last durable batch and that cut is synced, leaves
+// the log as it was: the call fails, nothing changed, and the same save can be tried again (a
+// full disk that gets space back). So does a new segment that cannot be made (the current one
+// then grows past its preallocated size). Any other failure (a failed fdatasync above all: what
+// reached the disk is unknown) poisons the log: every later call returns the same error, and
+// the node is expected to stop (etcd does the same).
 //
 // Thread-safety: none; one owner (the raft loop) calls it.
 #pragma once
@@ -100,6 +104,8 @@ class wal {
   result<void> close();
 
   uint64_t last_index() const { return last_index_; }
+  // True after a failure the log cannot come back from (see the top of this file).
+  bool poisoned() const { return failed_.has_value(); }
   // The segment files in use, oldest first (names only).
   std::vector<std::string> segment_names() const;
 

@@ -19,7 +19,7 @@ using namespace cairn::wal::testing;
 constexpr uint64_t small_segment = 64 * 1024;
 
 class wal_test : public ::testing::Test {
- protected:
+ public:  // for the helpers below
   options opts_{.segment_size = small_segment, .seed = 42};
   base::sim_file_system fs_{1};
   const std::string dir_ = "data/member/wal";
@@ -222,19 +222,78 @@ TEST_F(wal_test, leftover_temporary_files_are_removed_on_open) {
   EXPECT_EQ(*fs_.list_dir(dir_), std::vector<std::string>{"0000000000000000-0000000000000001.wal"});
 }
 
-TEST_F(wal_test, failed_write_poisons_the_log) {
+// A write failing with `code` on a full (or failing) disk, then space again.
+void failed_write_then_space_again(wal_test& t, int code) {
+  auto& fs_ = t.fs_;
+  {
+    auto w = t.create();
+    ASSERT_TRUE(w->save(make_state(1, 1, 0), make_entries(1, 3, 1)));
+    // A full disk: part of the batch lands, then the write fails, and keeps failing.
+    fs_.inject({.op = base::sim_op::write, .code = code, .sticky = true, .partial_bytes = 100});
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto r = w->save(make_state(1, 1, 1), make_entries(4, 6, 1));
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().code, errc::io);
+      EXPECT_EQ(r.error().sys_errno, code);
+      EXPECT_NE(r.error().message.find("0000000000000000-0000000000000001.wal"), std::string::npos);
+      EXPECT_FALSE(w->poisoned());
+      EXPECT_EQ(w->last_index(), 3u);
+    }
+    fs_.clear_faults();
+    // Space again: the same batch goes in, and the next one after it.
+    ASSERT_TRUE(w->save(make_state(1, 1, 1), make_entries(4, 6, 1)));
+    ASSERT_TRUE(w->save(make_state(1, 1, 5), make_entries(7, 7, 1)));
+    w.reset();
+    fs_.crash();  // only what was synced
+    auto o = t.open();
+    EXPECT_EQ(diff_entries(o.data.entries, make_entries(1, 7, 1)), "");
+    EXPECT_TRUE(same_state(o.data.state, make_state(1, 1, 5)));
+  }
+}
+
+TEST_F(wal_test, a_write_failing_for_a_full_disk_leaves_the_log_as_it_was_and_is_tried_again) {
+  failed_write_then_space_again(*this, ENOSPC);
+}
+
+TEST_F(wal_test, a_write_failing_with_eio_leaves_the_log_as_it_was_and_is_tried_again) {
+  failed_write_then_space_again(*this, EIO);
+}
+
+TEST_F(wal_test, a_failed_fdatasync_poisons_the_log) {
   auto w = create();
   ASSERT_TRUE(w->save(make_state(1, 1, 0), make_entries(1, 3, 1)));
-  fs_.inject({.op = base::sim_op::write, .code = ENOSPC});
+  fs_.inject({.op = base::sim_op::sync, .code = EIO});
   auto r = w->save(make_state(1, 1, 1), make_entries(4, 4, 1));
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, errc::io);
-  EXPECT_EQ(r.error().sys_errno, ENOSPC);
-  EXPECT_NE(r.error().message.find("0000000000000000-0000000000000001.wal"), std::string::npos);
-  // The disk has room again, but the log stays failed: nothing is known about what landed.
+  EXPECT_EQ(r.error().sys_errno, EIO);
+  EXPECT_TRUE(w->poisoned());
+  // The disk works again, but the log stays failed: nothing is known about what landed.
   auto again = w->save(make_state(1, 1, 1), make_entries(4, 4, 1));
   ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().sys_errno, ENOSPC);
+  EXPECT_EQ(again.error().sys_errno, EIO);
+}
+
+TEST_F(wal_test, a_segment_that_cannot_be_made_yet_is_made_later) {
+  auto w = create();
+  fs_.inject({.op = base::sim_op::preallocate, .code = ENOSPC, .sticky = true});
+  std::vector<raftpb::Entry> all;
+  uint64_t i = 1;
+  for (; i <= 200; i += 10) {  // well past one segment: it grows instead
+    auto batch = make_entries(i, i + 9, 1, 1000);
+    ASSERT_TRUE(w->save(make_state(1, 1, i), batch)) << i;
+    all.insert(all.end(), batch.begin(), batch.end());
+  }
+  EXPECT_EQ(w->segment_names().size(), 1u);
+  EXPECT_FALSE(w->poisoned());
+  fs_.clear_faults();
+  auto batch = make_entries(i, i + 9, 1, 1000);
+  ASSERT_TRUE(w->save(make_state(1, 1, i), batch));
+  all.insert(all.end(), batch.begin(), batch.end());
+  EXPECT_EQ(w->segment_names().size(), 2u);
+  EXPECT_EQ(*fs_.list_dir(dir_), w->segment_names());  // no temporary file left behind
+  w.reset();
+  auto o = open();
+  EXPECT_EQ(diff_entries(o.data.entries, all), "");
 }
 
 TEST_F(wal_test, appending_with_a_gap_is_a_broken_invariant) {
