@@ -460,6 +460,26 @@ TEST_F(watch_fixture, AnEarlyProgressNotificationIsCaught) {
   EXPECT_TRUE(check().empty());
 }
 
+TEST_F(watch_fixture, AFutureWatchToldOfAnEarlierRevisionIsCaught) {
+  watch_record future;
+  future.request.set_key("k");
+  future.request.set_range_end("l");
+  future.request.set_start_revision(5);
+  future.request.set_prev_kv(true);
+  watch_response created, early, at_start;
+  created.created = true;
+  early.header_revision = 3;  // before the watch's start
+  at_start.header_revision = 5;
+  at_start.events = b.m.events(5);
+  future.responses = {created, at_start};
+  b.watches.push_back(future);
+  EXPECT_TRUE(check().empty()) << all(check());
+  b.watches.back().responses.insert(b.watches.back().responses.begin() + 1, early);
+  auto a = check();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_NE(a[0].find("#20221"), std::string::npos) << a[0];
+}
+
 TEST_F(watch_fixture, AWrongPrevKvIsCaught) {
   responses()[4].events[0].clear_prev_kv();  // the delete of k1 lost its prev_kv
   auto a = check();

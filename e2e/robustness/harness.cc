@@ -428,8 +428,15 @@ class client {
 // it saw when the stream breaks, with progress requests every 250 ms.
 class watcher {
  public:
-  watcher(int id, std::string ep, std::string prefix, std::int64_t start, shared_state& st)
-      : id_(id), ep_(std::move(ep)), prefix_(std::move(prefix)), next_(start), st_(st) {}
+  // slow: a pause after every response (a consumer that falls behind, etcd #17529)
+  watcher(int id, std::string ep, std::string prefix, std::int64_t start, shared_state& st,
+          std::chrono::milliseconds slow = {})
+      : id_(id),
+        ep_(std::move(ep)),
+        prefix_(std::move(prefix)),
+        next_(start),
+        st_(st),
+        slow_(slow) {}
 
   void run() {
     while (!done_) {  // past the end of the traffic: finish() stops it
@@ -485,6 +492,7 @@ class watcher {
     etcdserverpb::WatchResponse resp;
     rec.end = "stream broken";
     while (open && stream->Read(&resp)) {
+      if (slow_.count() > 0) std::this_thread::sleep_for(slow_);
       watch_response r;
       r.at = st_.clk.now();
       r.header_revision = resp.header().revision();
@@ -524,6 +532,7 @@ class watcher {
   std::string prefix_;
   std::int64_t next_;
   shared_state& st_;
+  std::chrono::milliseconds slow_;
   std::atomic<bool> done_{false};
   std::atomic<int> streams_{0};
   std::mutex mu_;
@@ -641,10 +650,15 @@ run_report run(const scenario& s, const fs::path& dir, const fs::path& artifacts
     watchers.push_back(std::make_unique<watcher>(100 + i, c.endpoint(i), prefix, 2, st));
   }
   watchers.push_back(std::make_unique<watcher>(200, c.endpoint(0), prefix, 0, st));
+  // A slow consumer (etcd #17529), and a watch of keys nobody writes, which must still be told
+  // of the final revision by progress notifications (#17507).
+  watchers.push_back(std::make_unique<watcher>(201, c.endpoint(c.size() - 1), prefix, 2, st,
+                                               std::chrono::milliseconds(2)));
+  watchers.push_back(std::make_unique<watcher>(202, c.endpoint(0), prefix + "~quiet/", 0, st));
   std::vector<std::thread> threads;
   for (auto& cl : clients) threads.emplace_back([&cl] { cl->run(); });
   std::vector<std::thread> watch_threads;
-  for (auto& w : watchers) watch_threads.emplace_back([&w] { w->run(); });
+  for (auto& w : watchers) watch_threads.emplace_back([p = w.get()] { p->run(); });
   std::thread compactor([&] {
     auto stub = etcdserverpb::KV::NewStub(channel(c.endpoint(0), 7000));
     std::int64_t done = 0;
@@ -664,6 +678,11 @@ run_report run(const scenario& s, const fs::path& dir, const fs::path& artifacts
   // The nemesis: one fault at a time after a second of clean traffic.
   const auto end = std::chrono::steady_clock::now() + s.duration;
   std::this_thread::sleep_for(1s);
+  // A watch from 300 revisions ahead: nothing before its start, not even a notification
+  // (etcd #20221).
+  watchers.push_back(
+      std::make_unique<watcher>(203, c.endpoint(0), prefix, st.seen_revision.load() + 300, st));
+  watch_threads.emplace_back([p = watchers.back().get()] { p->run(); });
   auto pause_for = [&](int lo_ms, int hi_ms) {
     std::this_thread::sleep_for(
         std::chrono::milliseconds(lo_ms + static_cast<int>(rng() % (hi_ms - lo_ms))));

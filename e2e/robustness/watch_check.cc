@@ -71,6 +71,10 @@ std::string check_one(const watch_record& w, const model& m, watch_report& rep) 
     }
     if (r.events.empty()) {
       ++rep.progress_notifications;
+      if (r.header_revision < start - 1)
+        return "progress notification at revision " + std::to_string(r.header_revision) +
+               " for a watch starting at " + std::to_string(start) + " (a future watch told " +
+               "of a revision before its start, etcd #20221)";
       if (next < expected.size() && expected[next].kv().mod_revision() <= r.header_revision)
         return "progress notification at revision " + std::to_string(r.header_revision) +
                " before " + show(expected[next]) + " was delivered (not bookmarkable)";

@@ -149,8 +149,13 @@ bool watch_stream::request_progress(std::int64_t id) {
 
 bool watch_stream::request_progress_all() {
   std::lock_guard lock(ws_->mu_);
+  const std::int64_t cur = ws_->store_.rev();
   for (const auto& [id, w] : watchers_) {
     if (w->st != watcher_state::synced) return false;
+    // Nor while a watcher waits for a future start (etcd #20221): a client resuming from
+    // revision R on a member still behind R would otherwise be told of a revision it has
+    // already seen past (the robustness harness found this).
+    if (w->min_rev > cur + 1) return false;
   }
   watch_response r{-1, ws_->store_.rev(), {}, 0};
   return try_push(r);

@@ -209,6 +209,16 @@ TEST_F(watch_test, progress_only_for_synced_watchers) {
   auto future = watch({.key = "k", .start_revision = 10});
   EXPECT_FALSE(stream->request_progress(future));
   EXPECT_FALSE(stream->request_progress(12345));
+  // Nor a stream-wide notification while it waits: it comes once the store is one short of it.
+  EXPECT_FALSE(stream->request_progress_all());
+  for (int i = 0; i < 6; ++i) put("x", "v");  // revision 8
+  EXPECT_FALSE(stream->request_progress_all());
+  put("x", "v");  // 9
+  drain();
+  EXPECT_TRUE(stream->request_progress_all());
+  rs = drain();
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].revision, 9);
 }
 
 TEST_F(watch_test, a_negative_start_revision_means_from_the_beginning) {
