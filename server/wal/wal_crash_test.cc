@@ -254,6 +254,7 @@ TEST_P(wal_fault, error_surfaces_and_nothing_synced_is_lost) {
     fs.inject({.op = fault_op, .code = code, .skip = skip, .partial_bytes = rng() % 200});
     model ok, in_flight;
     bool failed = false;
+    bool soft = false;  // the failure left the log usable (and as it was)
     for (int i = 0; i < 150 && !failed; ++i) {
       const op o = next_op(rng, ok);
       in_flight = apply(ok, o);
@@ -264,11 +265,14 @@ TEST_P(wal_fault, error_surfaces_and_nothing_synced_is_lost) {
       EXPECT_EQ(r.failure->code, errc::io);
       EXPECT_EQ(r.failure->sys_errno, code) << r.failure->message;
       EXPECT_NE(r.failure->message.find(dir), std::string::npos) << r.failure->message;
-      if (!r.in_release) {
+      if (!r.in_release && w->poisoned()) {
         fs.clear_faults();
         auto again = w->save(make_state(99, 1, 0), {});
-        ASSERT_FALSE(again) << "the log took a write after a failure";
+        ASSERT_FALSE(again) << "a poisoned log took a write after a failure";
         EXPECT_EQ(again.error().sys_errno, code);
+      } else if (!r.in_release) {
+        // A write that failed before its fdatasync: the log must be exactly as before it.
+        soft = true;
       }
     }
     w.reset();
@@ -279,6 +283,9 @@ TEST_P(wal_fault, error_surfaces_and_nothing_synced_is_lost) {
     ASSERT_TRUE(o) << "skip " << skip << ": " << o.error().message;
     std::string m1 = mismatch(*o, ok, ok.snap), m2 = mismatch(*o, in_flight, ok.snap);
     ASSERT_TRUE(m1.empty() || m2.empty()) << "skip " << skip << ": " << m1 << " / " << m2;
+    if (soft) {
+      EXPECT_EQ(m1, "") << "skip " << skip << ": a refused write left something behind";
+    }
     o->log.reset();
     // ...and after a power cut.
     fs.crash();
@@ -289,7 +296,13 @@ TEST_P(wal_fault, error_surfaces_and_nothing_synced_is_lost) {
     ASSERT_TRUE(m1.empty() || m2.empty())
         << "skip " << skip << " after crash: " << m1 << " / " << m2;
   }
-  EXPECT_GT(fired, 0) << "the fault never fired";
+  if (fault_op == base::sim_op::preallocate) {
+    // Only a new segment is preallocated, and one that cannot be made is tried again after the
+    // next batch (wal_test.a_segment_that_cannot_be_made_yet_is_made_later): never an error.
+    EXPECT_EQ(fired, 0);
+  } else {
+    EXPECT_GT(fired, 0) << "the fault never fired";
+  }
 }
 
 std::string fault_name(const ::testing::TestParamInfo<fault_case>& info) {
