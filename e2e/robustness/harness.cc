@@ -209,6 +209,19 @@ class client {
     st_.h.add(std::move(op));
     return o;
   }
+  // Sends one request and records it as the txn `t`, its response placed by `wrap`.
+  template <typename Resp, typename Send, typename Wrap>
+  void record(op_kind kind, const TxnRequest& t, Send send, Wrap wrap) {
+    operation op = start(kind, t);
+    grpc::ClientContext ctx;
+    deadline(ctx, 1s);
+    Resp resp;
+    grpc::Status status = send(ctx, resp);
+    op.txn_resp.set_succeeded(true);
+    wrap(*op.txn_resp.add_responses(), resp);
+    finish(op, status, resp.header().revision());
+    st_.h.add(std::move(op));
+  }
   void put(const std::string& k, std::int64_t lease) {
     TxnRequest t;
     auto* p = t.add_success()->mutable_request_put();
@@ -216,30 +229,18 @@ class client {
     p->set_value(value());
     p->set_lease(lease);
     p->set_prev_kv(rng_() % 2 == 0);
-    operation op = start(op_kind::put, t);
-    grpc::ClientContext ctx;
-    deadline(ctx, 1s);
-    etcdserverpb::PutResponse resp;
-    grpc::Status status = kv_->Put(&ctx, *p, &resp);
-    op.txn_resp.set_succeeded(true);
-    *op.txn_resp.add_responses()->mutable_response_put() = resp;
-    finish(op, status, resp.header().revision());
-    st_.h.add(std::move(op));
+    record<etcdserverpb::PutResponse>(
+        op_kind::put, t, [&](auto& ctx, auto& resp) { return kv_->Put(&ctx, *p, &resp); },
+        [](auto& out, const auto& resp) { *out.mutable_response_put() = resp; });
   }
   void del(const std::string& k) {
     TxnRequest t;
     auto* d = t.add_success()->mutable_request_delete_range();
     d->set_key(k);
     d->set_prev_kv(rng_() % 2 == 0);
-    operation op = start(op_kind::del, t);
-    grpc::ClientContext ctx;
-    deadline(ctx, 1s);
-    etcdserverpb::DeleteRangeResponse resp;
-    grpc::Status status = kv_->DeleteRange(&ctx, *d, &resp);
-    op.txn_resp.set_succeeded(true);
-    *op.txn_resp.add_responses()->mutable_response_delete_range() = resp;
-    finish(op, status, resp.header().revision());
-    st_.h.add(std::move(op));
+    record<etcdserverpb::DeleteRangeResponse>(
+        op_kind::del, t, [&](auto& ctx, auto& resp) { return kv_->DeleteRange(&ctx, *d, &resp); },
+        [](auto& out, const auto& resp) { *out.mutable_response_delete_range() = resp; });
   }
   void txn(const TxnRequest& t) {
     operation op = start(op_kind::txn, t);
