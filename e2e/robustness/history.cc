@@ -56,14 +56,15 @@ const char* to_string(outcome o) {
   return "?";
 }
 
-namespace {
-
 std::string seconds(nanos t) {
   if (t == never) return "never";
+  if (t == std::numeric_limits<nanos>::min()) return "-inf";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6fs", static_cast<double>(t) / 1e9);
   return buf;
 }
+
+namespace {
 
 std::string json(const google::protobuf::Message& m) {
   std::string out;

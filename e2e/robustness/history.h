@@ -80,6 +80,8 @@ class history {
 
 const char* to_string(op_kind k);
 const char* to_string(outcome o);
+// A time for reports: "1.203456s", "never", "-inf" (before everything).
+std::string seconds(nanos t);
 // One line for reports: "c3 put k2=v-3-17 ok rev 42 [1.203s, 1.207s] @127.0.0.1:1234".
 std::string describe(const operation& op);
 

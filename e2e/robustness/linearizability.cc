@@ -87,14 +87,6 @@ void each_kv(const TxnResponse& resp, F&& f) {
   }
 }
 
-std::string at_time(nanos t) {
-  if (t == never) return "never";
-  if (t == before_all) return "-inf";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6fs", static_cast<double>(t) / 1e9);
-  return buf;
-}
-
 class checker {
  public:
   checker(const std::vector<operation>& ops, const std::vector<watch_record>& watches,
@@ -302,9 +294,8 @@ std::vector<int> checker::candidates(std::int64_t rev) const {
     }
     (deletes_seen_key ? preferred : rest).push_back(i);
   }
-  for (const auto& [r, list] : answered_) {
-    if (r != rev) continue;
-    for (int i : list)
+  if (auto a = answered_.find(rev); a != answered_.end()) {
+    for (int i : a->second)
       if (eff_[i] == effect::maybe) preferred.insert(preferred.begin(), i);
   }
   preferred.insert(preferred.end(), rest.begin(), rest.end());
@@ -335,9 +326,9 @@ bool checker::check_answers(std::int64_t rev, int placed, nanos t, nanos* push, 
     }
     if (op.serializable) continue;
     if (t > op.ret) {
-      *why = describe(op) + " returned at " + at_time(op.ret) + " with revision " +
+      *why = describe(op) + " returned at " + seconds(op.ret) + " with revision " +
              std::to_string(rev) + ", before revision " + std::to_string(rev) +
-             " can have been written (not before " + at_time(t) + ")";
+             " can have been written (not before " + seconds(t) + ")";
       return false;
     }
     if (op.call > *push) {
@@ -413,8 +404,8 @@ void checker::run() {
                                        std::to_string(f.rev - 1) + ")"
                                  : "";
         fail_at(f.rev, "revision " + std::to_string(f.rev) + ": " + describe(op) + " returned at " +
-                           at_time(op.ret) + ", before it can have been written (not before " +
-                           at_time(t) + ")" + forced);
+                           seconds(op.ret) + ", before it can have been written (not before " +
+                           seconds(t) + ")" + forced);
         continue;
       }
       model::result res = apply(c);

@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <algorithm>
+
 #include <stdexcept>
 
 namespace cairn::robustness {
@@ -19,12 +21,10 @@ using mvccpb::KeyValue;
 const model::version* model::at(const std::string& key, std::int64_t rev) const {
   auto it = keys_.find(key);
   if (it == keys_.end()) return nullptr;
-  const version* found = nullptr;
-  for (const version& v : it->second) {  // short: one entry per write of one key
-    if (v.rev > rev) break;
-    found = &v;
-  }
-  return found;
+  const auto& versions = it->second;  // by revision
+  auto after = std::upper_bound(versions.begin(), versions.end(), rev,
+                                [](std::int64_t r, const version& v) { return r < v.rev; });
+  return after == versions.begin() ? nullptr : &*std::prev(after);
 }
 
 template <typename F>
