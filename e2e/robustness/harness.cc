@@ -49,6 +49,8 @@ const char* to_string(fault f) {
       return "failpoint-crash";
     case fault::failpoint_sleep:
       return "failpoint-sleep";
+    case fault::replace_member:
+      return "replace-member";
   }
   return "?";
 }
@@ -89,6 +91,12 @@ outcome of(const grpc::Status& st) {
     case grpc::StatusCode::PERMISSION_DENIED:
     case grpc::StatusCode::UNIMPLEMENTED:
       return outcome::failed;
+    case grpc::StatusCode::UNAVAILABLE:
+      // The channel had no connection, so the request was never sent (gRPC fails a call that
+      // does not wait for readiness at once, with this message, while it cannot connect).
+      if (st.error_message().starts_with("failed to connect to all addresses"))
+        return outcome::failed;
+      return outcome::unknown;
     default:
       return outcome::unknown;
   }
@@ -566,6 +574,80 @@ int leader_of(e2e::cairn_cluster& c) {
   return -1;
 }
 
+// A membership call through a running member other than `target`, retried for 10 s while the
+// cluster refuses it; `done` says which refusals mean an earlier attempt already took effect
+// (its answer lost). Returns the last error, empty on success.
+template <typename Call>
+std::string reconfigure(e2e::cairn_cluster& c, int target, Call call, const std::string& done) {
+  std::string last;
+  for (auto until = std::chrono::steady_clock::now() + 10s;
+       std::chrono::steady_clock::now() < until;) {
+    for (int i = 0; i < c.size(); ++i) {
+      if (i == target || !c.running(i)) continue;
+      auto stub = etcdserverpb::Cluster::NewStub(channel(c.endpoint(i), 9000 + i));
+      grpc::ClientContext ctx;
+      deadline(ctx, 2s);
+      const grpc::Status st = call(*stub, ctx);
+      if (st.ok() || (!done.empty() && st.error_message() == done)) return "";
+      last = st.error_message();
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+  return last.empty() ? "no member to ask" : last;
+}
+
+// The replace_member fault on member `target`; an empty answer, or what went wrong.
+std::string replace_member(e2e::cairn_cluster& c, int target) {
+  const std::string url = c.peer_url(target);
+  std::uint64_t id = 0;
+  std::string err = reconfigure(
+      c, target,
+      [&](etcdserverpb::Cluster::Stub& stub, grpc::ClientContext& ctx) {
+        etcdserverpb::MemberListResponse resp;
+        grpc::Status st = stub.MemberList(&ctx, etcdserverpb::MemberListRequest{}, &resp);
+        for (const auto& m : resp.members())
+          if (std::find(m.peerurls().begin(), m.peerurls().end(), url) != m.peerurls().end())
+            id = m.id();
+        return st;
+      },
+      "");
+  if (!err.empty() || id == 0) return "member list: " + (err.empty() ? "no " + url : err);
+  err = reconfigure(
+      c, target,
+      [&](etcdserverpb::Cluster::Stub& stub, grpc::ClientContext& ctx) {
+        etcdserverpb::MemberRemoveRequest req;
+        req.set_id(id);
+        etcdserverpb::MemberRemoveResponse resp;
+        return stub.MemberRemove(&ctx, req, &resp);
+      },
+      "etcdserver: member not found");
+  if (!err.empty()) return "member remove: " + err;
+  // A removed member stops by itself once it applies its removal.
+  bool stopped = false;
+  for (auto until = std::chrono::steady_clock::now() + 10s;
+       !stopped && std::chrono::steady_clock::now() < until;) {
+    stopped = !c.running(target);
+    if (!stopped) std::this_thread::sleep_for(20ms);
+  }
+  if (!stopped) {
+    c.kill(target);
+    return "member remove: " + c.name(target) + " still ran 10 s after its removal";
+  }
+  err = reconfigure(
+      c, target,
+      [&](etcdserverpb::Cluster::Stub& stub, grpc::ClientContext& ctx) {
+        etcdserverpb::MemberAddRequest req;
+        req.add_peerurls(url);
+        etcdserverpb::MemberAddResponse resp;
+        return stub.MemberAdd(&ctx, req, &resp);
+      },
+      "etcdserver: Peer URLs already exists");
+  if (!err.empty()) return "member add: " + err;
+  std::filesystem::remove_all(c.data_dir(target));
+  c.start(target, {"--initial-cluster-state=existing"});
+  return "";
+}
+
 }  // namespace
 
 std::string run_report::summary() const {
@@ -610,7 +692,7 @@ run_report run(const scenario& s, const fs::path& dir, const fs::path& artifacts
   e2e::cairn_cluster c(dir, s.members, s.flags);
   const bool proxies = std::any_of(s.faults.begin(), s.faults.end(), [](fault f) {
     return f != fault::kill_random && f != fault::kill_leader && f != fault::pause_random &&
-           f != fault::pause_leader && f != fault::failpoint_sleep;
+           f != fault::pause_leader && f != fault::failpoint_sleep && f != fault::replace_member;
   });
   if (proxies) c.with_peer_proxies();
   auto failpoint_file = [&](int i) { return dir / (c.name(i) + ".failpoints"); };
@@ -797,6 +879,11 @@ run_report run(const scenario& s, const fs::path& dir, const fs::path& artifacts
           }
           break;
         }
+        case fault::replace_member:
+          if (c.size() < 3) break;
+          if (std::string err = replace_member(c, target); !err.empty())
+            rep.anomalies.push_back("harness: replacing " + c.name(target) + ": " + err);
+          break;
         case fault::failpoint_sleep: {
           const std::string fp = s.failpoints[rng() % s.failpoints.size()];
           arm(target, fp + "=sleep(" + std::to_string(20 + rng() % 130) + ")");

@@ -48,6 +48,11 @@ enum class fault {
                     // sent; *ApplySnap: the member is cut off until it needs the leader's
                     // snapshot); restarted once it died (3 s at most, else disarmed)
   failpoint_sleep,  // armed to sleep 20-150 ms per hit on a random member for 1-2 s
+  // Membership change under load (3 or more members): MemberRemove of a random member, which
+  // stops on its own; its data wiped; MemberAdd of a new member on the same peer URL, started
+  // with --initial-cluster-state=existing. Each call is retried for 10 s while the cluster
+  // refuses it (etcd's strict reconfiguration checks: a 5 s health interval after any fault).
+  replace_member,
 };
 const char* to_string(fault f);
 

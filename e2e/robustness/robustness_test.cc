@@ -4,10 +4,11 @@
 // member logs under <build>/robustness-failures/<scenario>-<seed> and says how to rerun it.
 //
 // CAIRN_TEST_SEED=<n> reruns a seed (timing still differs run to run);
-// CAIRN_TEST_ROBUSTNESS_SECONDS=<s> sets each scenario's traffic time (8 by default; the
+// CAIRN_TEST_ROBUSTNESS_SECONDS=<s> sets a longer traffic time (8 s by default; the
 // `robustness-soak` target loops every scenario with longer runs).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -25,10 +26,11 @@ std::uint64_t seed() {
   return std::random_device{}() % 1000000 + 1;
 }
 
-std::chrono::milliseconds duration() {
+// The scenario's own time (8 s unless it says) or CAIRN_TEST_ROBUSTNESS_SECONDS, the longer.
+std::chrono::milliseconds duration(std::chrono::milliseconds own) {
   if (const char* s = std::getenv("CAIRN_TEST_ROBUSTNESS_SECONDS"); s != nullptr && *s != '\0')
-    return std::chrono::seconds(std::atoi(s));
-  return std::chrono::seconds(8);
+    return std::max(own, std::chrono::milliseconds(std::chrono::seconds(std::atoi(s))));
+  return own;
 }
 
 std::filesystem::path artifacts() {
@@ -38,7 +40,7 @@ std::filesystem::path artifacts() {
 
 void run_scenario(scenario s) {
   s.seed = seed();
-  s.duration = duration();
+  s.duration = duration(s.duration);
   e2e::temp_dir dir("cairn-robustness");
   const run_report rep = run(s, dir.path(), artifacts());
   std::cout << rep.summary() << std::endl;
@@ -115,6 +117,17 @@ TEST(Robustness, ThreeMembersSlowedAtFailpoints) {
       "ThreeMembersSlowedAtFailpoints", 3, traffic_profile::kubernetes, {fault::failpoint_sleep}};
   s.failpoints = {"raftBeforeSave", "raftAfterSave", "beforeCommit", "beforeSyncWatchers",
                   "beforeSendWatchResponse"};
+  run_scenario(s);
+}
+
+// Members replaced under load, one at a time (etcd's MemberReplace), between kills: each
+// replacement waits out the 5 s health interval that strict reconfiguration checks ask for.
+TEST(Robustness, ThreeMembersReplaced) {
+  scenario s{"ThreeMembersReplaced",
+             3,
+             traffic_profile::etcd,
+             {fault::replace_member, fault::replace_member, fault::kill_random}};
+  s.duration = std::chrono::seconds(20);
   run_scenario(s);
 }
 
