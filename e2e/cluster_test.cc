@@ -881,7 +881,7 @@ void tamper_with(const std::filesystem::path& data_dir, const std::string& key) 
   }
   ASSERT_FALSE(rev_key.empty()) << key << " is not in " << data_dir;
   (*b)->put(schema::key, rev_key, record);
-  (*b)->sync();
+  ASSERT_TRUE((*b)->sync());
 }
 
 // Stops member i with SIGTERM (a clean stop: everything applied is in its backend).

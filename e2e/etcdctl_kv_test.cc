@@ -1,10 +1,13 @@
 // The real etcdctl 3.4.23 against a `cairn` member: the KV, maintenance and cluster commands a
 // user runs first, their output, their errors, and the data surviving a SIGKILL.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <chrono>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/e2e.h"
@@ -173,6 +176,52 @@ TEST_F(EtcdctlKv, EndpointAndMembers) {
   const auto id = ctl(ep(), {"member", "list"}).out.substr(0, 16);
   EXPECT_NE(r.out.find(id.substr(0, id.find(','))), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("3.5.24"), std::string::npos) << r.out;
+}
+
+// A file system that stops taking writes, made without root (this machine cannot mount a small
+// one) by a file size limit on the running member: every write past 4 KiB in any of its files
+// fails with EFBIG, as a full disk fails it with ENOSPC. Puts get etcd's NOSPACE error,
+// serializable gets go on; once files may grow, puts succeed again, and after a SIGKILL every
+// acknowledged put is there and no refused one.
+TEST_F(EtcdctlKv, AFileSystemThatStopsTakingWritesRefusesPutsAndResumes) {
+  const std::string big(2000, 'v');
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(ctl(ep(), {"put", "k" + std::to_string(i), big}).exit_code, 0);
+  }
+  rlimit old_limit{};
+  ASSERT_EQ(::prlimit(member_.proc().pid(), RLIMIT_FSIZE, nullptr, &old_limit), 0);
+  rlimit limit = old_limit;
+  limit.rlim_cur = 4096;
+  ASSERT_EQ(::prlimit(member_.proc().pid(), RLIMIT_FSIZE, &limit, nullptr), 0);
+  // The first put may wait for the disk (its entry is being saved) and time out; the ones
+  // after it are refused at once.
+  auto waiting = ctl(ep(), {"--command-timeout=2s", "put", "waiting", big});
+  EXPECT_NE(waiting.exit_code, 0) << "a put succeeded on a file system that takes no writes";
+  auto refused = ctl(ep(), {"--command-timeout=2s", "put", "refused", big});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_EQ(error_line(refused.err), "Error: etcdserver: mvcc: database space exceeded");
+  auto read = ctl(ep(), {"get", "k3", "--consistency=s", "--print-value-only"});
+  EXPECT_EQ(read.out, big + "\n") << read.err;
+
+  ASSERT_EQ(::prlimit(member_.proc().pid(), RLIMIT_FSIZE, &old_limit, nullptr), 0);
+  e2e::run_result after;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+       std::chrono::steady_clock::now() < until;) {
+    after = ctl(ep(), {"--command-timeout=2s", "put", "after", "x"});
+    if (after.exit_code == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(after.exit_code, 0) << after.err << member_.proc().log();
+
+  member_.kill();
+  member_.start();
+  auto keys = ctl(ep(), {"get", "", "--prefix", "--keys-only"});
+  ASSERT_EQ(keys.exit_code, 0) << keys.err;
+  std::string want = "after\n\n";
+  for (int i = 0; i < 10; ++i) want += "k" + std::to_string(i) + "\n\n";
+  // The put that waited went in once the disk took it: it was saved, so it was applied.
+  if (keys.out.find("waiting") != std::string::npos) want += "waiting\n\n";
+  EXPECT_EQ(keys.out, want) << member_.proc().log();
 }
 
 TEST_F(EtcdctlKv, SigkillKeepsTheData) {

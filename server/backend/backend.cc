@@ -39,6 +39,25 @@ std::string_view from_val(const MDB_val& v) {
   return {static_cast<const char*>(v.mv_data), v.mv_size};
 }
 
+// Failures of a commit that leave the last commit intact and may pass: the disk is full, a
+// quota or file size limit was hit, or a write failed.
+bool disk_error(int rc) { return rc == ENOSPC || rc == EDQUOT || rc == EFBIG || rc == EIO; }
+
+// Entries of the batch log: op, bucket (4 bytes), key and value sizes (4 bytes each), then
+// the key and the value.
+constexpr char log_put = 'p', log_del = 'd', log_clear = 'c';
+
+void append_u32(std::string& out, std::uint32_t v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+std::uint32_t read_u32(std::string_view& in) {
+  std::uint32_t v;
+  std::memcpy(&v, in.data(), sizeof v);
+  in.remove_prefix(sizeof v);
+  return v;
+}
+
 error lmdb_error(const std::string& what, int rc) {
   errc code = errc::io_error;
   if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == MDB_CORRUPTED ||
@@ -209,7 +228,8 @@ void write_cursor::erase() {
   std::string at(key_);
   int rc = mdb_cursor_del(cursor_, 0);
   if (rc != 0) fatal("cursor delete failed", rc);
-  if (backend_->pending_++ == 0) backend_->batch_start_ = backend_->now();
+  backend_->log_write(log_del, bucket_, at);
+  backend_->count_write();
   key_ = at;
   load(MDB_SET_RANGE);
 }
@@ -354,12 +374,11 @@ void backend::close_env() {
 
 backend::~backend() {
   if (!dead_) {
-    if (txn_ != nullptr) {
-      if (writer_ != std::this_thread::get_id()) {
-        fatal("backend destroyed with an open batch on a thread other than its writer");
-      }
-      commit();
+    if (txn_ != nullptr && writer_ != std::this_thread::get_id()) {
+      fatal("backend destroyed with an open batch on a thread other than its writer");
     }
+    // A batch that still cannot be committed is dropped, as a crash would drop it.
+    if (txn_ != nullptr || !log_.empty()) commit();
     std::unique_lock lock(view_mu_);
     if (active_readers_ != 0) fatal("backend destroyed while read views are open");
   }
@@ -383,8 +402,43 @@ MDB_txn* backend::write_txn() {
     int rc = mdb_txn_begin(env_, nullptr, 0, &txn_);
     if (rc != 0) fatal("begin write transaction", rc);
     writer_ = std::this_thread::get_id();
+    if (!log_.empty()) replay_log();
   }
   return txn_;
+}
+
+void backend::count_write() {
+  if (pending_++ == 0) batch_start_ = now();
+}
+
+void backend::log_write(char op, bucket_id bucket, std::string_view key, std::string_view value) {
+  if (!opts_.commit_failed) return;
+  log_.push_back(op);
+  append_u32(log_, bucket);
+  append_u32(log_, static_cast<std::uint32_t>(key.size()));
+  append_u32(log_, static_cast<std::uint32_t>(value.size()));
+  log_.append(key);
+  log_.append(value);
+}
+
+// Does the logged writes again in the (new, empty) transaction. They succeeded once on the
+// same committed state, so any failure now is fatal. Read-buffered puts are still in the read
+// buffer, which a failed commit leaves as it was.
+void backend::replay_log() {
+  std::string_view in = log_;
+  while (!in.empty()) {
+    const char op = in.front();
+    in.remove_prefix(1);
+    const bucket_id bucket = read_u32(in);
+    const std::uint32_t klen = read_u32(in), vlen = read_u32(in);
+    MDB_val k = to_val(in.substr(0, klen)), v = to_val(in.substr(klen, vlen));
+    in.remove_prefix(klen + vlen);
+    int rc = 0;
+    if (op == log_put) rc = mdb_put(txn_, dbis_[bucket], &k, &v, 0);
+    if (op == log_del) rc = mdb_del(txn_, dbis_[bucket], &k, nullptr);
+    if (op == log_clear) rc = mdb_drop(txn_, dbis_[bucket], 0);
+    if (rc != 0) fatal("redoing a batch after a failed commit", rc);
+  }
 }
 
 void backend::put(bucket_id bucket, std::string_view key, std::string_view value) {
@@ -398,7 +452,8 @@ void backend::put(bucket_id bucket, std::string_view key, std::string_view value
         rc);
   }
   if (rc != 0) fatal("put", rc);
-  if (pending_++ == 0) batch_start_ = now();
+  log_write(log_put, bucket, key, value);
+  count_write();
   pending_bytes_ += key.size() + value.size();
   if (buckets_[bucket].read_buffered) {
     std::unique_lock lock(buffer_->mu);
@@ -413,13 +468,15 @@ bool backend::del(bucket_id bucket, std::string_view key) {
   int rc = mdb_del(txn, dbis_[bucket], &k, nullptr);
   if (rc == MDB_NOTFOUND) return false;
   if (rc != 0) fatal("delete", rc);
-  if (pending_++ == 0) batch_start_ = now();
+  log_write(log_del, bucket, key);
+  count_write();
   return true;
 }
 
 void backend::clear(bucket_id bucket) {
   if (int rc = mdb_drop(write_txn(), dbis_[bucket], 0); rc != 0) fatal("clear", rc);
-  if (pending_++ == 0) batch_start_ = now();
+  log_write(log_clear, bucket, {});
+  count_write();
 }
 
 std::optional<std::string_view> backend::get(bucket_id bucket, std::string_view key) {
@@ -466,7 +523,10 @@ void backend::force_commit() {
 
 void backend::commit() {
   for (auto& [id, hook] : pre_commit_hooks_) hook();
-  if (txn_ == nullptr) return;
+  if (txn_ == nullptr) {
+    if (log_.empty()) return;
+    (void)write_txn();  // a batch whose commit failed before: redo it
+  }
   ++batch_;
   if (pending_ == 0) {
     mdb_txn_abort(txn_);
@@ -475,9 +535,18 @@ void backend::commit() {
   }
   CAIRN_FAILPOINT("beforeCommit");
   const auto start = std::chrono::steady_clock::now();
-  int rc = mdb_txn_commit(txn_);
-  txn_ = nullptr;
-  if (rc != 0) fatal("commit", rc);
+  while (true) {
+    int rc = mdb_txn_commit(txn_);  // on failure LMDB aborts the transaction
+    txn_ = nullptr;
+    if (rc == 0) break;
+    if (!opts_.commit_failed || !disk_error(rc)) fatal("commit", rc);
+    refused_ = true;
+    if (!opts_.commit_failed(mdb_strerror(rc))) return;  // pending until the next commit
+    (void)write_txn();
+  }
+  log_.clear();
+  if (log_.capacity() > (std::size_t{8} << 20)) std::string().swap(log_);  // a batch of big values
+  if (std::exchange(refused_, false) && opts_.commit_resumed) opts_.commit_resumed();
   if (opts_.stats != nullptr) {
     opts_.stats->backend_commit.observe(std::chrono::steady_clock::now() - start);
   }
@@ -491,10 +560,12 @@ void backend::commit() {
   buffer_ = std::move(fresh);
 }
 
-void backend::sync() {
+bool backend::sync() {
   force_commit();
+  if (!log_.empty()) return false;
   int rc = mdb_env_sync(env_, 1);
   if (rc != 0) fatal("sync", rc);
+  return true;
 }
 
 void backend::enter_reader() {
@@ -727,6 +798,9 @@ cairn::expected<void, error> backend::defrag() {
     }
   } in_flight{opts_.stats};
   force_commit();
+  if (!log_.empty()) {
+    return cairn::unexpected(error{errc::io_error, "the open batch could not be committed"});
+  }
   auto stop = [&](defrag_step step) {
     if (!opts_.defrag_hook || opts_.defrag_hook(step)) return false;
     dead_ = true;
@@ -792,6 +866,7 @@ void backend::simulate_crash() {
   }
   pending_ = 0;
   pending_bytes_ = 0;
+  log_.clear();
   std::unique_lock lock(view_mu_);
   if (active_readers_ != 0) fatal("simulate_crash with read views open");
   close_env();

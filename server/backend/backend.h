@@ -117,6 +117,15 @@ struct options {
   base::file_system* fs = nullptr;
   // Where commit, defrag and snapshot durations are recorded (the disk metrics); may be null.
   base::disk_stats* stats = nullptr;
+  // A commit that fails because the disk is full or a write failed (ENOSPC, EDQUOT, EFBIG, EIO)
+  // stops the process unless this is set. When set, the backend also keeps the open batch's
+  // writes in memory; on such a failure it calls this on the writer with LMDB's error, and a
+  // true answer (given after waiting a while) tries the same batch again in a new transaction.
+  // False leaves the batch pending: reads still see it as before, the next write or commit
+  // starts again from it, and `sync` reports that not everything is committed.
+  std::function<bool(std::string_view error)> commit_failed;
+  // Called on the writer when a commit succeeds after `commit_failed` was called.
+  std::function<void()> commit_resumed;
 };
 
 class backend;
@@ -294,8 +303,9 @@ class backend {
   bool commit_if_due();
   // Commits the batch now (if anything is pending), even while commits are held.
   void force_commit();
-  // force_commit, then makes every commit durable (fsyncs the meta page too).
-  void sync();
+  // force_commit, then makes every commit durable (fsyncs the meta page too). False when the
+  // batch could not be committed (only with `commit_failed` set, after it answered false).
+  [[nodiscard]] bool sync();
 
   // While a hold is alive, commit_if_due does nothing: an operation that spans several write
   // calls (one raft entry applied as several mvcc transactions) keeps them in one commit.
@@ -339,6 +349,9 @@ class backend {
   MDB_txn* write_txn();
   void check_writer() const;
   void commit();
+  void count_write();
+  void log_write(char op, bucket_id bucket, std::string_view key, std::string_view value = {});
+  void replay_log();
   void enter_reader();
   void leave_reader(MDB_txn* txn);
   read_view open_view(bool buffered);
@@ -363,6 +376,11 @@ class backend {
   std::uint64_t pending_bytes_ = 0;
   std::chrono::steady_clock::time_point batch_start_;
   int holds_ = 0;
+  // The open batch's writes (only with `commit_failed` set), to do them again in a new
+  // transaction after a failed commit; non-empty with no transaction open while a failed
+  // batch waits to be tried again.
+  std::string log_;
+  bool refused_ = false;  // a commit failed since the last that succeeded
   std::vector<std::pair<int, std::function<void()>>> pre_commit_hooks_;
   int next_hook_id_ = 0;
   std::atomic<std::uint64_t> commits_{0};

@@ -199,6 +199,9 @@ int run(const config& cfg) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A file size limit (ulimit -f) makes a write fail with EFBIG, handled like a full disk
+  // (writes refused until it passes), instead of killing the process.
+  ::signal(SIGXFSZ, SIG_IGN);
 
   auto node_cfg = node_config(cfg);
   if (!node_cfg) {

@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/file_size_limit.h"
 #include "base/sim_file.h"
 #include "etcdserver/server.h"
 #include "mvcc/kv.h"
@@ -531,6 +532,98 @@ class DiskFullTest : public DurabilityTest {
     verify(acked_rev, present, "after the disk was full, freed and the power cut");
     EXPECT_EQ(present[101], 0) << "a refused write was applied";
   }
+
+  // The db file may not grow (its commits fail with EFBIG, as with ENOSPC on a full disk)
+  // while the WAL goes on: writes go on until a commit is refused, then every proposal is
+  // refused with NOSPACE's error and reads go on. Then either the file may grow again and
+  // writes resume, or the member crashes while refused; a power cut after either loses nothing.
+  void db_refused_then(bool crash_while_refused) {
+    cfg_.data_dir = dir_ + "/data";
+    cfg_.name = "n1";
+    cfg_.initial_cluster = "n1=http://127.0.0.1:1";
+    cfg_.heartbeat = 10ms;
+    cfg_.election = 100ms;
+    sim_fs_ = std::make_unique<base::sim_file_system>(8);
+    cfg_.fs = sim_fs_.get();  // the WAL and snapshots, in memory: only the db is on disk
+    start();
+    ASSERT_TRUE(srv_);
+    constexpr int keys = 5000;
+    std::vector<std::int64_t> acked_rev(keys, 0);
+    std::atomic<int> next{0}, odd_errors{0};
+    auto put = [&]() -> cairn::expected<mvcc::put_response, base::errc> {
+      const int i = next++;
+      mvcc::put_request p;
+      p.key = key_of(i);
+      p.value = value_of(i);
+      auto r = srv_->put(p);
+      if (r) acked_rev[i] = r->revision;
+      return r;
+    };
+    for (int i = 0; i < 100; ++i) ASSERT_TRUE(put()) << i;
+    const std::string db = cfg_.data_dir + "/member/db";
+    auto limit = std::make_unique<base::file_size_limit>(std::filesystem::file_size(db));
+    // Acknowledged (they are in the WAL) until a commit is refused; the put whose write found
+    // the batch due then waits for the commit (or the crash) to answer it.
+    std::thread writer([&] {
+      while (!srv_->disk_full() && next < keys - 1000) {
+        auto r = put();
+        if (!r && r.error() != base::errc::no_space && r.error() != base::errc::stopped) {
+          ++odd_errors;
+        }
+      }
+    });
+    for (auto until = std::chrono::steady_clock::now() + 5s;
+         !srv_->disk_full() && std::chrono::steady_clock::now() < until;) {
+      std::this_thread::sleep_for(1ms);
+    }
+    if (!srv_->disk_full()) {
+      writer.join();
+      FAIL() << "the refused commit was not noticed";
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const int refused_key = next;
+    auto refused = put();
+    // (No ASSERT until the writer is joined: it may be waiting for the refused commit.)
+    if (refused) {
+      ADD_FAILURE() << "a write was taken while the db refused commits";
+    } else {
+      EXPECT_EQ(refused.error(), base::errc::no_space);
+      EXPECT_EQ(base::message(refused.error()), "etcdserver: mvcc: database space exceeded");
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "refused at once, not timed out";
+    mvcc::range_request r;
+    r.key = key_of(5);
+    auto read = srv_->range(r, /*serializable=*/true);
+    EXPECT_TRUE(read.has_value() && read->kvs.size() == 1u) << "a serializable read failed";
+    std::this_thread::sleep_for(300ms);  // a few retries while refused
+    EXPECT_TRUE(srv_->disk_full());
+
+    if (!crash_while_refused) {
+      limit->lift();
+      for (auto until = std::chrono::steady_clock::now() + 5s;
+           srv_->disk_full() && std::chrono::steady_clock::now() < until;) {
+        std::this_thread::sleep_for(1ms);
+      }
+      EXPECT_FALSE(srv_->disk_full()) << "writes did not resume once the file could grow";
+      writer.join();
+      while (!srv_->disk_full() && next < keys) ASSERT_TRUE(put()) << next;
+      EXPECT_EQ(next, keys);
+      // Served from the db the refused batch went into (the WAL covers it after a restart).
+      std::vector<char> present;
+      verify(acked_rev, present, "once writes resumed");
+    }
+    srv_->simulate_crash();  // answers a put still waiting with "stopped"
+    if (writer.joinable()) writer.join();
+    EXPECT_EQ(odd_errors, 0);
+    srv_.reset();
+    limit.reset();
+    sim_fs_->crash();
+    start();
+    ASSERT_TRUE(srv_);
+    std::vector<char> present;
+    verify(acked_rev, present, "after the refused commit and the power cut");
+    EXPECT_EQ(present[refused_key], 0) << "a refused write was applied";
+  }
 };
 
 TEST_F(DiskFullTest, AFullDiskRefusesWritesLosesNothingAndResumesWhenFreed) {
@@ -538,6 +631,14 @@ TEST_F(DiskFullTest, AFullDiskRefusesWritesLosesNothingAndResumesWhenFreed) {
 }
 
 TEST_F(DiskFullTest, FailingWritesAreRefusedLikeAFullDiskAndResume) { full_then_free(EIO); }
+
+TEST_F(DiskFullTest, ARefusedDbCommitRefusesWritesLosesNothingAndResumes) {
+  db_refused_then(/*crash_while_refused=*/false);
+}
+
+TEST_F(DiskFullTest, ACrashWhileADbCommitIsRefusedLosesNothing) {
+  db_refused_then(/*crash_while_refused=*/true);
+}
 
 // The first case is the full 100,000 keys; the others are smaller and vary the crash point,
 // the crash mode, the db batching and the snapshot interval (all drawn from the seed).

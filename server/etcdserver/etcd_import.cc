@@ -207,7 +207,7 @@ cairn::expected<etcd_import_result, std::string> import_etcd_db(const std::strin
                            static_cast<std::uint64_t>(*finished));
     res.compact_revision = *finished;
   }
-  into.sync();
+  if (!into.sync()) return cairn::unexpected(std::string("committing the imported data failed"));
   return res;
 }
 

@@ -94,7 +94,8 @@ cairn::expected<void, std::string> trim_old_cluster(const std::string& db_path,
     (*be)->clear(b);
   }
   // The bootstrap that follows writes the new cluster's consistent index.
-  (*be)->sync();
+  if (!(*be)->sync())
+    return cairn::unexpected(std::string("committing the cleared buckets failed"));
   return {};
 }
 

@@ -381,6 +381,21 @@ cairn::expected<void, server_error> server::open() {
   bopts.stats = &stats_.disk;
   bopts.batch_interval = cfg_.backend_batch_interval;
   bopts.batch_limit = cfg_.backend_batch_limit;
+  // A commit the disk refuses is tried again until it goes in. Only the apply thread (or this
+  // one, before it starts) commits; waiting blocks applying, and nothing is lost meanwhile: every
+  // entry of the batch is in the WAL, so a crash or a stop now replays it at the next start.
+  bopts.commit_failed = [this](std::string_view error) {
+    if (!db_full_.exchange(true)) {
+      spdlog::error("backend: committing the db failed ({}): refusing writes until it succeeds",
+                    error);
+    }
+    std::unique_lock lock(apply_mu_);
+    return !apply_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop_apply_; });
+  };
+  bopts.commit_resumed = [this] {
+    db_full_ = false;
+    spdlog::warn("backend: db commits succeed again; serving writes");
+  };
   auto be = schema::open_backend(db_path, bopts);
   if (!be) return err(absl::StrCat(db_path, ": ", be.error().message));
   backend_ = std::move(*be);
@@ -400,7 +415,7 @@ cairn::expected<void, server_error> server::open() {
     for (const auto& m : bootstrap_members_) members_.put(*backend_, m);
     const std::uint64_t boot = cfg_.join ? 0 : 1;
     schema::write_consistent_index(*backend_, {boot, boot});
-    backend_->sync();
+    if (!backend_->sync()) return err(absl::StrCat(db_path, ": the first commit failed"));
   }
   members_.load(*backend_);
   if (members_.list().empty()) {
@@ -585,7 +600,7 @@ cairn::expected<server::apply_result, base::errc> server::propose(request r) {
 }
 
 void server::propose_async(request r, std::function<void(apply_result)> done) {
-  if (disk_full_.load()) {
+  if (disk_full()) {
     stats_.proposals_failed.fetch_add(1, std::memory_order_relaxed);
     return done({cairn::unexpected(base::errc::no_space)});
   }
@@ -1915,7 +1930,7 @@ void server::apply_loop() {
     std::uint64_t applied = applied_.load();
     if (applied >= last_snapshot_ + cfg_.snapshot_count) {
       // Everything up to `applied` must be durable in the db before the WAL lets it go.
-      backend_->sync();
+      if (!backend_->sync()) continue;  // stopping with the disk still full
       last_snapshot_ = applied;
       {
         std::lock_guard lock(loop_mu_);
@@ -2029,7 +2044,8 @@ void server::install_snapshot(const raftpb::Snapshot& snap) {
   store_->set_consistent_index({meta.index(), meta.term()});
   backend_->force_commit();
   CAIRN_FAILPOINT("raftAfterApplySnap");
-  backend_->sync();
+  // Stopping with the disk still full: the received db stays, and the next start installs it.
+  if (!backend_->sync()) return;
   [[maybe_unused]] const std::int64_t old_rev = store_->rev();
   store_->reload();
   if (store_->consistent_index().index != meta.index()) {

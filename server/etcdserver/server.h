@@ -272,8 +272,8 @@ class server {
   // Whether the membership has this member as a learner (false before it knows itself).
   bool is_learner() const { return members_.is_learner(member_id_); }
   std::uint64_t applied_index() const { return applied_.load(); }
-  // True while the WAL cannot take writes (proposals answer NOSPACE's error).
-  bool disk_full() const { return disk_full_.load(); }
+  // True while the WAL or the db cannot take writes (proposals answer NOSPACE's error).
+  bool disk_full() const { return disk_full_.load() || db_full_.load(); }
   std::uint64_t committed_index() const { return committed_.load(); }
 
   // --- requests, any thread ---
@@ -523,6 +523,9 @@ class server {
   std::atomic<bool> removed_{false};
   // The WAL could not take a Ready (a full disk): proposals are refused until it does.
   std::atomic<bool> disk_full_{false};
+  // A db commit failed (a full disk, a failed write): the apply thread tries it again every
+  // 100 ms and proposals are refused until it goes in.
+  std::atomic<bool> db_full_{false};
   bool strict_reconfig_check() const { return cfg_.strict_reconfig_check; }
   cairn::expected<std::vector<member>, base::errc> configure(raftpb::ConfChange cc);
   // Apply thread: a committed conf change (replay: only raft's configuration, not the bucket).
