@@ -92,9 +92,9 @@ TEST(Robustness, ThreeMembersKubernetesTraffic) {
 // Crashes at failpoints of the WAL, raft, the backend, compaction, defragmentation and snapshots
 // (the `cairn-failpoints` build), snapshots every 300 writes so that they happen.
 const std::vector<std::string> crash_points = {
-    "walBeforeFsync",     "walAfterFsync",      "raftBeforeSave",    "raftAfterSave",
-    "beforeCommit",       "compactBeforeBatch", "compactAfterBatch", "defragBeforeCopy",
-    "defragBeforeRename", "raftBeforeSaveSnap", "raftAfterSaveSnap"};
+    "walBeforeFsync",   "walAfterFsync",      "raftBeforeSave",     "raftAfterSave",
+    "beforeCommit",     "afterCommit",        "compactBeforeBatch", "compactAfterBatch",
+    "defragBeforeCopy", "defragBeforeRename", "raftBeforeSaveSnap", "raftAfterSaveSnap"};
 
 TEST(Robustness, OneMemberCrashesAtFailpoints) {
   scenario s{"OneMemberCrashesAtFailpoints", 1, traffic_profile::etcd, {fault::failpoint_crash}};

@@ -544,6 +544,7 @@ void backend::commit() {
     if (!opts_.commit_failed(mdb_strerror(rc))) return;  // pending until the next commit
     (void)write_txn();
   }
+  CAIRN_FAILPOINT("afterCommit");
   log_.clear();
   if (log_.capacity() > (std::size_t{8} << 20)) std::string().swap(log_);  // a batch of big values
   if (std::exchange(refused_, false) && opts_.commit_resumed) opts_.commit_resumed();
