@@ -32,7 +32,7 @@ while read -r name regex targets; do
   rc=$?
   took=$((SECONDS - start))
   if [ "$rc" = 0 ]; then
-    failed=$(grep -cE '^\s+[0-9]+ - .*\(Failed|Timeout|SEGFAULT|Subprocess aborted|Child aborted' "$log")
+    failed=$(grep -cE '^\s+[0-9]+ - .* \([^)]+\)$' "$log")
     results+=("caught     $name ($failed failing tests, ${took}s)")
   else
     results+=("NOT CAUGHT $name (exit $rc, ${took}s; log kept at $log)")

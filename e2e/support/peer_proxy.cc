@@ -163,7 +163,11 @@ void peer_proxy::pump(int client, int upstream, int from) {
     for (ssize_t done = 0; done < n;) {
       // A member killed mid-stream leaves a closed socket: send() with MSG_NOSIGNAL reports
       // EPIPE where write() would raise SIGPIPE and kill the test process.
+#ifdef CAIRN_PLANTED_BUG_PROXY_WRITE_SIGPIPE
+      const ssize_t w = write(out, buf + done, static_cast<size_t>(n - done));
+#else
       const ssize_t w = ::send(out, buf + done, static_cast<size_t>(n - done), MSG_NOSIGNAL);
+#endif
       if (w <= 0) return false;
       done += w;
     }
