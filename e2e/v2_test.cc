@@ -318,12 +318,18 @@ TEST_F(V2E2E, WatchForeverAndExecWatchSeeEveryChange) {
         "ETCDCTL_API=2 '" + e2e::etcdctl_binary().string() + "' --endpoints http://" + m->ep();
     const std::string forever = (dir_.path() / "forever.out").string();
     const std::string exec = (dir_.path() / "exec.out").string();
-    const std::string script = "(" + ctl + " watch --forever /f > " + forever + " & W=$!; " + ctl +
-                               " exec-watch --recursive /g -- sh -c "
-                               "'echo $ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE' > " +
-                               exec + " & X=$!; sleep 1; " + ctl + " set /f 1 >/dev/null; " + ctl +
-                               " set /f 2 >/dev/null; " + ctl +
-                               " set /g/x a >/dev/null; sleep 1; kill $W $X)";
+    // The watchers start after the store's current index, so a watcher that connects late
+    // still sees every change; they are killed once both files hold what they should (or after
+    // 10 s), not after a fixed sleep: a loaded machine made either one flaky.
+    const std::string script =
+        "(I=$(curl -s -o /dev/null -D - http://" + m->ep() +
+        "/v2/keys/ | tr -d '\\r' | awk 'tolower($1)==\"x-etcd-index:\" {print $2}'); " + ctl +
+        " watch --forever --after-index $I /f > " + forever + " & W=$!; " + ctl +
+        " exec-watch --after-index $I --recursive /g -- sh -c "
+        "'echo $ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE' > " +
+        exec + " & X=$!; " + ctl + " set /f 1 >/dev/null; " + ctl + " set /f 2 >/dev/null; " + ctl +
+        " set /g/x a >/dev/null; for i in $(seq 100); do grep -q 2 " + forever + " && grep -q x " +
+        exec + " && break; sleep 0.1; done; kill $W $X)";
     e2e::run({"/bin/sh", "-c", script}, {{"ETCDCTL_API", "2"}});
     std::ifstream f(forever), g(exec);
     std::stringstream fs, gs;

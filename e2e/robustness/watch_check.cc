@@ -15,6 +15,13 @@ bool in_range(const std::string& key, const std::string& begin, const std::strin
   return key >= begin && key < end;
 }
 
+bool can_be_told(std::int64_t start, std::int64_t final_revision) {
+#ifdef CAIRN_PLANTED_BUG_FUTURE_WATCH_OWES_THE_END
+  return final_revision > 0;
+#endif
+  return final_revision > 0 && final_revision >= start;
+}
+
 namespace {
 
 std::string show(const Event& ev) {

@@ -28,4 +28,10 @@ watch_report check_watches(const std::vector<watch_record>& watches, const model
 // empty end is the key alone, "\0" every key from `begin` on).
 bool in_range(const std::string& key, const std::string& begin, const std::string& end);
 
+// Whether a watch that asked to start at `start` (0: the current revision) can be told of
+// `final_revision` by the end of a run: only a revision at or past its start (no event and no
+// progress notification comes below it, etcd #20221). A watch from the future that the traffic
+// never reached owes nothing.
+bool can_be_told(std::int64_t start, std::int64_t final_revision);
+
 }  // namespace cairn::robustness

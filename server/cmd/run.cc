@@ -379,7 +379,7 @@ int run(const config& cfg) {
         std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
         icpt.push_back(v3rpc::grpc_stats_interceptor(grpc_stats));
         b.experimental().SetInterceptorCreators(std::move(icpt));
-        b.RegisterService(&kv);
+        kv.register_on(b);
         b.RegisterService(&maintenance);
         b.RegisterService(&cluster);
         b.RegisterService(&auth);
@@ -421,6 +421,7 @@ int run(const config& cfg) {
     }
   }
   (*listener)->stop();
+  kv.stop();  // after the gRPC server's Shutdown, before it is destroyed
   listener->reset();
   watch.stop();
   lease.stop();

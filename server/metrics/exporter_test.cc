@@ -200,7 +200,7 @@ TEST_F(ExporterTest, GrpcCallsAreCountedByMethodAndCode) {
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> icpt;
   icpt.push_back(v3rpc::grpc_stats_interceptor(*grpc_));
   b.experimental().SetInterceptorCreators(std::move(icpt));
-  b.RegisterService(&kv);
+  kv.register_on(b);
   auto server = b.BuildAndStart();
   auto stub = etcdserverpb::KV::NewStub(
       grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
@@ -238,7 +238,22 @@ TEST_F(ExporterTest, GrpcCallsAreCountedByMethodAndCode) {
   EXPECT_EQ(s.at(R"(etcd_server_client_requests_total{client_api_version="unknown",type="unary"})"),
             1);
   EXPECT_FALSE(s.has("grpc_server_handling_seconds_count{" + range + "}"));  // basic level
+  // Put is served through the asynchronous API: counted the same way.
+  {
+    grpc::ClientContext ctx;
+    etcdserverpb::PutRequest req;
+    req.set_key("a");
+    etcdserverpb::PutResponse resp;
+    ASSERT_TRUE(stub->Put(&ctx, req, &resp).ok());
+  }
+  const std::string put = R"(grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary")";
+  auto after = now();
+  EXPECT_EQ(after.at("grpc_server_started_total{" + put + "}"), 1);
+  EXPECT_EQ(after.at("grpc_server_handled_total{grpc_code=\"OK\"," + put + "}"), 1);
+  EXPECT_EQ(after.at("grpc_server_msg_received_total{" + put + "}"), 1);
+  EXPECT_EQ(after.at("grpc_server_msg_sent_total{" + put + "}"), 1);
   server->Shutdown();
+  kv.stop();  // before the server is destroyed
 }
 
 TEST_F(ExporterTest, EvictedPagesShowAsMajorFaultsAndLowerResidency) {

@@ -56,7 +56,7 @@ class KubePatterns : public ::testing::Test {
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    b.RegisterService(kv_.get());
+    kv_->register_on(b);
     b.RegisterService(lease_.get());
     b.RegisterService(maintenance_.get());
     b.RegisterService(watch_.get());
@@ -70,6 +70,7 @@ class KubePatterns : public ::testing::Test {
   }
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 5s);
+    if (kv_) kv_->stop();  // before the server is destroyed
     server_.reset();
     lease_->stop();
     watch_->stop();

@@ -41,7 +41,7 @@ class LeaseServiceTest : public ::testing::Test {
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    b.RegisterService(kv_.get());
+    kv_->register_on(b);
     b.RegisterService(lease_.get());
     server_ = b.BuildAndStart();
     auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
@@ -51,6 +51,7 @@ class LeaseServiceTest : public ::testing::Test {
   }
   void TearDown() override {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + 5s);
+    if (kv_) kv_->stop();  // before the server is destroyed
     server_.reset();
     lease_->stop();
     node_.reset();

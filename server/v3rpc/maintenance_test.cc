@@ -77,7 +77,7 @@ class node_under_test {
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    b.RegisterService(kv.get());
+    kv->register_on(b);
     b.RegisterService(maintenance.get());
     grpc_server = b.BuildAndStart();
     auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
@@ -87,6 +87,7 @@ class node_under_test {
   }
   ~node_under_test() {
     if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now() + 5s);
+    if (kv) kv->stop();  // before the server is destroyed
   }
 
   std::int64_t put(const std::string& k, const std::string& v) {

@@ -1,5 +1,7 @@
 #include "v3rpc/services.h"
 
+#include <sched.h>
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -408,65 +410,221 @@ grpc::ServerUnaryReactor* kv_service::Range(grpc::CallbackServerContext* ctx,
   return reactor;
 }
 
-grpc::ServerUnaryReactor* kv_service::Put(grpc::CallbackServerContext* ctx,
-                                          const etcdserverpb::PutRequest* req,
-                                          etcdserverpb::PutResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
-  if (auto e = check_put(*req)) return reactor->Finish(fail(*e)), reactor;
-  auto who = caller(ctx, node_);
-  if (!who) return reactor->Finish(fail(who.error())), reactor;
-  node_.put_async(
-      from_wire(*req),
-      [this, reactor, resp](auto r) {
-        if (!r) return reactor->Finish(fail(r.error()));
-        to_wire(*r, *resp);
-        fill_header(node_, r->revision, resp->mutable_header());
-        reactor->Finish(grpc::Status::OK);
-      },
-      *who);
-  return reactor;
-}
+// What a completion queue hands back: a call whose request arrived, or whose answer went out.
+struct kv_service::tag {
+  virtual ~tag() = default;
+  virtual void on_event(bool ok) = 0;
+};
 
-grpc::ServerUnaryReactor* kv_service::DeleteRange(grpc::CallbackServerContext* ctx,
-                                                  const etcdserverpb::DeleteRangeRequest* req,
-                                                  etcdserverpb::DeleteRangeResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
-  if (req->key().empty()) return reactor->Finish(fail(base::errc::empty_key)), reactor;
-  auto who = caller(ctx, node_);
-  if (!who) return reactor->Finish(fail(who.error())), reactor;
-  node_.delete_range_async(
-      from_wire(*req),
-      [this, reactor, resp](auto r) {
-        if (!r) return reactor->Finish(fail(r.error()));
-        to_wire(*r, *resp);
-        fill_header(node_, r->revision, resp->mutable_header());
-        reactor->Finish(grpc::Status::OK);
-      },
-      *who);
-  return reactor;
-}
+// One unary write served through the asynchronous API: requested on a queue, handed to the
+// node when its request arrives (a new call of the method is requested then), answered once
+// from whichever thread learns the outcome, and deleted when the answer is out or the server
+// shuts down.
+template <class Req, class Resp>
+class kv_service::async_call final : public kv_service::tag {
+ public:
+  using request_fn = void (kv_service::*)(grpc::ServerContext*, Req*,
+                                          grpc::ServerAsyncResponseWriter<Resp>*,
+                                          grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
+                                          void*);
 
-grpc::ServerUnaryReactor* kv_service::Txn(grpc::CallbackServerContext* ctx,
-                                          const etcdserverpb::TxnRequest* req,
-                                          etcdserverpb::TxnResponse* resp) {
-  auto* reactor = ctx->DefaultReactor();
-  if (auto e = admit(ctx, node_)) return reactor->Finish(fail(*e)), reactor;
-  if (auto e = check_txn(*req, options_.max_txn_ops)) return reactor->Finish(fail(*e)), reactor;
-  auto t = from_wire(*req);
-  auto answer = [this, reactor, resp](cairn::expected<mvcc::txn_response, base::errc> r) {
-    if (!r) return reactor->Finish(fail(r.error()));
-    to_wire(*r, *resp);
-    fill_header(node_, r->revision, resp->mutable_header());
-    reactor->Finish(grpc::Status::OK);
+  // Requests a call of the method on `queue`, unless the service is stopping.
+  static void request(kv_service& svc, grpc::ServerCompletionQueue* queue, request_fn method) {
+    if (!svc.begin()) return;
+    auto* c = new async_call(svc, queue, method);
+    (svc.*method)(&c->ctx, &c->req, &c->writer_, queue, queue, c);
+  }
+
+  void on_event(bool ok) override {
+    if (answering_) {  // the answer is out
+      delete this;
+      return;
+    }
+    if (ok) {
+      svc_.begun();  // before ended(): stop() must not see nothing outstanding meanwhile
+      request(svc_, queue_, request_);
+    }
+    svc_.ended();  // the request came, or failed because the server shut down
+    if (!ok) {
+      delete this;
+      return;
+    }
+    svc_.serve(this);
+  }
+
+  // Exactly once per call that was served, from any thread.
+  void finish(const grpc::Status& status) {
+    kv_service& svc = svc_;  // `this` may be gone as soon as the answer is started
+    answering_ = true;
+    if (status.ok()) {
+      writer_.Finish(resp, status, this);
+    } else {
+      writer_.FinishWithError(status, this);
+    }
+    svc.ended();
+  }
+
+  grpc::ServerContext ctx;
+  Req req;
+  Resp resp;
+
+ private:
+  async_call(kv_service& svc, grpc::ServerCompletionQueue* queue, request_fn request)
+      : svc_(svc), queue_(queue), request_(request) {}
+
+  kv_service& svc_;
+  grpc::ServerCompletionQueue* queue_;
+  request_fn request_;
+  grpc::ServerAsyncResponseWriter<Resp> writer_{&ctx};
+  bool answering_ = false;  // written before the answer starts, read when its event comes
+};
+
+// ServerBuilder calls a plugin's Finish once the server has started: the moment calls may be
+// requested.
+class kv_service::starter final : public grpc::ServerBuilderOption {
+  class plugin final : public grpc::ServerBuilderPlugin {
+   public:
+    explicit plugin(kv_service& svc) : svc_(svc) {}
+    std::string name() override { return "cairn.kv"; }
+    void InitServer(grpc::ServerInitializer*) override {}
+    void Finish(grpc::ServerInitializer*) override { svc_.start(); }
+    void ChangeArguments(const std::string&, void*) override {}
+
+   private:
+    kv_service& svc_;
   };
-  auto who = caller(ctx, node_);
-  if (!who) return reactor->Finish(fail(who.error())), reactor;
+
+ public:
+  explicit starter(kv_service& svc) : svc_(svc) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->push_back(std::make_unique<plugin>(svc_));
+  }
+
+ private:
+  kv_service& svc_;
+};
+
+namespace {
+
+// The cores this process may run on (a `taskset` shrinks it), 1 to 4.
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return std::clamp(CPU_COUNT(&set), 1, 4);
+}
+
+// Calls of each method requested ahead on each queue, so a burst of writes finds them waiting.
+constexpr int calls_ahead = 16;
+
+}  // namespace
+
+void kv_service::register_on(grpc::ServerBuilder& b) {
+  b.RegisterService(this);
+  for (int i = usable_cores(); i > 0; --i) queues_.push_back(b.AddCompletionQueue());
+  b.SetOption(std::make_unique<starter>(*this));
+}
+
+void kv_service::start() {
+  for (auto& q : queues_) {
+    for (int i = 0; i < calls_ahead; ++i) {
+      put_call::request(*this, q.get(), &kv_service::RequestPut);
+      delete_call::request(*this, q.get(), &kv_service::RequestDeleteRange);
+      txn_call::request(*this, q.get(), &kv_service::RequestTxn);
+    }
+    pollers_.emplace_back([this, q = q.get()] { poll(q); });
+  }
+}
+
+void kv_service::poll(grpc::ServerCompletionQueue* queue) {
+  void* t = nullptr;
+  bool ok = false;
+  while (queue->Next(&t, &ok)) static_cast<tag*>(t)->on_event(ok);
+}
+
+void kv_service::stop() {
+  {
+    std::unique_lock lock(mu_);
+    if (stopped_) return;
+    stopping_ = true;
+    idle_.wait(lock, [&] { return outstanding_ == 0; });
+    stopped_ = true;
+  }
+  for (auto& q : queues_) q->Shutdown();
+  if (pollers_.empty()) {
+    for (auto& q : queues_) poll(q.get());  // the server never started: nothing to drain
+  }
+  for (auto& t : pollers_) t.join();
+}
+
+kv_service::~kv_service() { stop(); }
+
+bool kv_service::begin() {
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
+  ++outstanding_;
+  return true;
+}
+
+void kv_service::begun() {
+  std::lock_guard lock(mu_);
+  ++outstanding_;
+}
+
+void kv_service::ended() {
+  std::lock_guard lock(mu_);
+  if (--outstanding_ == 0) idle_.notify_all();
+}
+
+void kv_service::serve(put_call* c) {
+  if (auto e = admit(&c->ctx, node_)) return c->finish(fail(*e));
+  if (auto e = check_put(c->req)) return c->finish(fail(*e));
+  auto who = caller(&c->ctx, node_);
+  if (!who) return c->finish(fail(who.error()));
+  node_.put_async(
+      from_wire(c->req),
+      [this, c](auto r) {
+        if (!r) return c->finish(fail(r.error()));
+        to_wire(*r, c->resp);
+        fill_header(node_, r->revision, c->resp.mutable_header());
+        c->finish(grpc::Status::OK);
+      },
+      *who);
+}
+
+void kv_service::serve(delete_call* c) {
+  if (auto e = admit(&c->ctx, node_)) return c->finish(fail(*e));
+  if (c->req.key().empty()) return c->finish(fail(base::errc::empty_key));
+  auto who = caller(&c->ctx, node_);
+  if (!who) return c->finish(fail(who.error()));
+  node_.delete_range_async(
+      from_wire(c->req),
+      [this, c](auto r) {
+        if (!r) return c->finish(fail(r.error()));
+        to_wire(*r, c->resp);
+        fill_header(node_, r->revision, c->resp.mutable_header());
+        c->finish(grpc::Status::OK);
+      },
+      *who);
+}
+
+void kv_service::serve(txn_call* c) {
+  if (auto e = admit(&c->ctx, node_)) return c->finish(fail(*e));
+  if (auto e = check_txn(c->req, options_.max_txn_ops)) return c->finish(fail(*e));
+  auto t = from_wire(c->req);
+  auto answer = [this, c](cairn::expected<mvcc::txn_response, base::errc> r) {
+    if (!r) return c->finish(fail(r.error()));
+    to_wire(*r, c->resp);
+    fill_header(node_, r->revision, c->resp.mutable_header());
+    c->finish(grpc::Status::OK);
+  };
+  auto who = caller(&c->ctx, node_);
+  if (!who) return c->finish(fail(who.error()));
   if (!mvcc::is_read_only(t)) {
     node_.txn_async(t, std::move(answer), *who);
-  } else if (txn_serializable(*req)) {
-    answer(node_.txn(t, true, *who));  // a local read: quick, so on this callback thread
+  } else if (txn_serializable(c->req)) {
+    answer(node_.txn(t, true, *who));  // a local read: quick, so on this poller thread
   } else {
     // Linearizable: after the ReadIndex round, read on a reader thread.
     node_.read_index_async([this, t = std::move(t), answer = std::move(answer),
@@ -477,7 +635,6 @@ grpc::ServerUnaryReactor* kv_service::Txn(grpc::CallbackServerContext* ctx,
       });
     });
   }
-  return reactor;
 }
 
 grpc::Status kv_service::Compact(grpc::ServerContext* ctx,

@@ -25,8 +25,9 @@
 //               this member alone, so that is every case for now. Like etcd, the response has no
 //               header.
 //
-// The services use gRPC's synchronous API: every node call blocks until the request is applied,
-// so each call holds a thread of gRPC's sync pool, not a callback thread.
+// Maintenance, Cluster and Auth use gRPC's synchronous API: every node call blocks until the
+// request is applied, so each call holds a thread of gRPC's sync pool. KV is served without
+// blocking a thread (see kv_service).
 //
 // Before anything is proposed the requests are checked as etcd's v3rpc layer checks them (empty
 // key, too many txn operations, a key written twice in one txn, ignore_value/ignore_lease with a
@@ -52,6 +53,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <grpcpp/server_builder.h>
 
 #include "base/errors.h"
 #include "etcdserver/server.h"
@@ -156,36 +159,69 @@ class reader_pool {
   std::vector<std::thread> threads_;
 };
 
-// Range, Put, DeleteRange and Txn use gRPC's callback API: no thread waits for a proposal or a
-// ReadIndex round; the node finishes a write from the thread that learns the outcome, and a
-// linearizable read runs on a reader thread once its read point is applied. Compact stays
-// synchronous (rare, and it may wait for the compaction on disk).
+// Range uses gRPC's callback API; Put, DeleteRange and Txn its asynchronous API, served from
+// completion queues of the service's own (one poller thread per usable core, at most 4): the
+// thread that reads a write off the connection hands it to the node at once. gRPC 1.51's
+// callback API runs every callback on separate threads, two thread switches a request, the
+// largest cost of a small write on a busy core (docs/benchmarks.md). No thread waits for a
+// proposal or a ReadIndex round: the node finishes a call from the thread that learns the
+// outcome, and a linearizable read runs on a reader thread once its read point is applied.
+// Compact stays synchronous (rare, and it may wait for the compaction on disk).
+//
+// register_on() takes the place of ServerBuilder::RegisterService; the first calls are
+// requested once the builder has started the server. stop() comes after the server's Shutdown
+// and before the server is destroyed (no new call may be requested of a destroyed server): it
+// waits for the calls still requested (Shutdown fails them) and those with the node, then
+// drains the queues. The destructor stops too, for a server that never started.
 class kv_service final
     : public etcdserverpb::KV::WithCallbackMethod_Range<
-          etcdserverpb::KV::WithCallbackMethod_Put<etcdserverpb::KV::WithCallbackMethod_DeleteRange<
-              etcdserverpb::KV::WithCallbackMethod_Txn<etcdserverpb::KV::Service>>>> {
+          etcdserverpb::KV::WithAsyncMethod_Put<etcdserverpb::KV::WithAsyncMethod_DeleteRange<
+              etcdserverpb::KV::WithAsyncMethod_Txn<etcdserverpb::KV::Service>>>> {
  public:
   kv_service(etcdserver::server& node, service_options options)
       : node_(node), options_(std::move(options)) {}
+  ~kv_service() override;
+  kv_service(const kv_service&) = delete;
+  kv_service& operator=(const kv_service&) = delete;
+
+  void register_on(grpc::ServerBuilder& b);
+  void stop();
+
   grpc::ServerUnaryReactor* Range(grpc::CallbackServerContext* ctx,
                                   const etcdserverpb::RangeRequest* req,
                                   etcdserverpb::RangeResponse* resp) override;
-  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx,
-                                const etcdserverpb::PutRequest* req,
-                                etcdserverpb::PutResponse* resp) override;
-  grpc::ServerUnaryReactor* DeleteRange(grpc::CallbackServerContext* ctx,
-                                        const etcdserverpb::DeleteRangeRequest* req,
-                                        etcdserverpb::DeleteRangeResponse* resp) override;
-  grpc::ServerUnaryReactor* Txn(grpc::CallbackServerContext* ctx,
-                                const etcdserverpb::TxnRequest* req,
-                                etcdserverpb::TxnResponse* resp) override;
   grpc::Status Compact(grpc::ServerContext* ctx, const etcdserverpb::CompactionRequest* req,
                        etcdserverpb::CompactionResponse* resp) override;
 
  private:
+  struct tag;  // what the completion queues carry (services.cc)
+  template <class Req, class Resp>
+  class async_call;
+  using put_call = async_call<etcdserverpb::PutRequest, etcdserverpb::PutResponse>;
+  using delete_call =
+      async_call<etcdserverpb::DeleteRangeRequest, etcdserverpb::DeleteRangeResponse>;
+  using txn_call = async_call<etcdserverpb::TxnRequest, etcdserverpb::TxnResponse>;
+  class starter;  // requests the first calls once the server runs (services.cc)
+
+  void start();
+  void poll(grpc::ServerCompletionQueue* queue);
+  void serve(put_call* c);
+  void serve(delete_call* c);
+  void serve(txn_call* c);
+  bool begin();  // a call is to be requested (false once stopping) ...
+  void begun();  // ... or a call that came is to be served ...
+  void ended();  // ... and its request event came, or its answer is on its way
+
   etcdserver::server& node_;
   service_options options_;
   reader_pool readers_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  std::vector<std::thread> pollers_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  std::size_t outstanding_ = 0;  // requests not yet come and calls not yet answered; mu_
+  bool stopping_ = false;        // guarded by mu_
+  bool stopped_ = false;         // guarded by mu_
 };
 
 class maintenance_service final : public etcdserverpb::Maintenance::Service {

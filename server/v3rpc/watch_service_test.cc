@@ -78,7 +78,7 @@ class node_under_test {
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    b.RegisterService(kv.get());
+    kv->register_on(b);
     b.RegisterService(watch.get());
     grpc_server = b.BuildAndStart();
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
@@ -88,6 +88,7 @@ class node_under_test {
   }
   ~node_under_test() {
     if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now() + 5s);
+    if (kv) kv->stop();  // before the server is destroyed
     if (watch) watch->stop();
   }
 
