@@ -500,23 +500,12 @@ void server::load_alarms() {
 }
 
 void server::restore_lease_keys() {
-  // Every live key that names a lease, a page at a time (the lessor's own bucket does not say).
-  mvcc::range_request r;
-  r.key = std::string(1, '\0');
-  r.range_end = std::string(1, '\0');
-  r.limit = 1000;
+  // Every live key that names a lease (the lessor's own bucket does not say).
   std::size_t attached = 0;
-  while (true) {
-    auto page = store_->range(r);
-    if (!page) fatal("reading the keys to attach to their leases");
-    for (const auto& kv : page->kvs) {
-      if (kv.lease == 0) continue;
-      lessor_->on_put(kv.key, kv.lease);
-      ++attached;
-    }
-    if (!page->more || page->kvs.empty()) break;
-    r.key = page->kvs.back().key + std::string(1, '\0');
-  }
+  store_->for_each_leased([&](std::string_view key, std::int64_t lease) {
+    lessor_->on_put(key, lease);
+    ++attached;
+  });
   if (attached > 0) spdlog::info("etcdserver: {} keys attached to their leases", attached);
 }
 

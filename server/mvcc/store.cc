@@ -202,6 +202,25 @@ void store::restore() {
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+void store::for_each_leased(
+    const std::function<void(std::string_view key, std::int64_t lease)>& fn) const {
+  std::shared_lock reloading(reload_mu_);
+  const std::int64_t cur = rev();
+  backend::read_view view = be_.read();
+  const std::string all(1, '\0');
+  std::vector<revision> live;
+  index_.visit(range_of(all, all), cur, [&](std::string_view, const key_index::state& s) {
+    live.push_back(s.modified);
+    return true;
+  });
+  for (revision rv : live) {
+    auto bytes = view.get(bucket::key, revision_key(rv));
+    if (!bytes) broken("an indexed revision is missing from the key bucket");
+    const record rec = must_decode(*bytes);
+    if (rec.lease != 0) fn(rec.key, rec.lease);
+  }
+}
+
 void store::reload() {
   std::unique_lock lock(reload_mu_);
   index_.clear();

@@ -107,6 +107,10 @@ class store {
   // The last compaction's revision, -1 if none.
   std::int64_t compact_rev() const { return compact_.load(std::memory_order_acquire); }
   cairn::expected<range_response, errc> range(const range_request& r) const;
+  // Every live key that names a lease, with its lease, in key order: one pass over the index
+  // (a paged range counts every key after the page, quadratic over the whole key space).
+  void for_each_leased(
+      const std::function<void(std::string_view key, std::int64_t lease)>& fn) const;
   // A transaction without puts or deletes in any branch at any depth (is_read_only's txns, and
   // nested txns that only read), answered from a read view at the current revision, on any
   // thread, as `txn` would answer it then.

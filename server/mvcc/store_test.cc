@@ -108,6 +108,21 @@ TEST_F(store_test, put_prev_kv_ignore_value_and_ignore_lease) {
   EXPECT_FALSE(r->prev_kv);
 }
 
+TEST_F(store_test, for_each_leased_visits_the_live_keys_with_a_lease_in_key_order) {
+  put("b", "1", 7);
+  put("a", "1", 5);
+  put("c", "1", 7);
+  put("c", "2");  // no lease any more
+  put("d", "1", 9);
+  del("d");  // gone
+  put("e", "1", 0);
+  put("\xff", "1", 3);
+  std::vector<std::pair<std::string, std::int64_t>> seen;
+  s().for_each_leased([&](std::string_view k, std::int64_t l) { seen.emplace_back(k, l); });
+  EXPECT_EQ(seen,
+            (std::vector<std::pair<std::string, std::int64_t>>{{"a", 5}, {"b", 7}, {"\xff", 3}}));
+}
+
 TEST_F(store_test, delete_range_with_prev_kv) {
   for (auto k : {"a", "b", "c", "d"}) put(k, std::string("v") + k);
   auto r = s().delete_range(delete_range_request{"b", "d", true});
