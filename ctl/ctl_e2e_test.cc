@@ -76,7 +76,9 @@ TEST(Cairnctl, SnapshotSaveStatusAndDamagedFiles) {
   auto json = ctl(ep, {"snapshot", "status", file, "-w", "json"});
   EXPECT_NE(json.out.find("\"revision\":22,\"totalKey\":19"), std::string::npos) << json.out;
   auto table = ctl(ep, {"-w", "table", "snapshot", "status", file});
-  EXPECT_NE(table.out.find("   HASH   | REVISION | TOTAL KEYS |"), std::string::npos) << table.out;
+  // The hash is printed as %x, as etcdctl does: a hash below 0x10000000 makes a narrower column.
+  EXPECT_TRUE(std::regex_search(table.out, std::regex(R"(\| +HASH +\| REVISION \| TOTAL KEYS \|)")))
+      << table.out;
   EXPECT_NE(table.out.find("| 22 "), std::string::npos) << table.out;
 
   // A snapshot saved by the real etcdctl from Cairn is the same kind of file.
