@@ -577,20 +577,23 @@ void kv_service::ended() {
   if (--outstanding_ == 0) idle_.notify_all();
 }
 
+// What the node answers to a write, sent back on `c`.
+template <class Call>
+auto kv_service::reply(Call* c) {
+  return [this, c](auto r) {
+    if (!r) return c->finish(fail(r.error()));
+    to_wire(*r, c->resp);
+    fill_header(node_, r->revision, c->resp.mutable_header());
+    c->finish(grpc::Status::OK);
+  };
+}
+
 void kv_service::serve(put_call* c) {
   if (auto e = admit(&c->ctx, node_)) return c->finish(fail(*e));
   if (auto e = check_put(c->req)) return c->finish(fail(*e));
   auto who = caller(&c->ctx, node_);
   if (!who) return c->finish(fail(who.error()));
-  node_.put_async(
-      from_wire(c->req),
-      [this, c](auto r) {
-        if (!r) return c->finish(fail(r.error()));
-        to_wire(*r, c->resp);
-        fill_header(node_, r->revision, c->resp.mutable_header());
-        c->finish(grpc::Status::OK);
-      },
-      *who);
+  node_.put_async(from_wire(c->req), reply(c), *who);
 }
 
 void kv_service::serve(delete_call* c) {
@@ -598,26 +601,15 @@ void kv_service::serve(delete_call* c) {
   if (c->req.key().empty()) return c->finish(fail(base::errc::empty_key));
   auto who = caller(&c->ctx, node_);
   if (!who) return c->finish(fail(who.error()));
-  node_.delete_range_async(
-      from_wire(c->req),
-      [this, c](auto r) {
-        if (!r) return c->finish(fail(r.error()));
-        to_wire(*r, c->resp);
-        fill_header(node_, r->revision, c->resp.mutable_header());
-        c->finish(grpc::Status::OK);
-      },
-      *who);
+  node_.delete_range_async(from_wire(c->req), reply(c), *who);
 }
 
 void kv_service::serve(txn_call* c) {
   if (auto e = admit(&c->ctx, node_)) return c->finish(fail(*e));
   if (auto e = check_txn(c->req, options_.max_txn_ops)) return c->finish(fail(*e));
   auto t = from_wire(c->req);
-  auto answer = [this, c](cairn::expected<mvcc::txn_response, base::errc> r) {
-    if (!r) return c->finish(fail(r.error()));
-    to_wire(*r, c->resp);
-    fill_header(node_, r->revision, c->resp.mutable_header());
-    c->finish(grpc::Status::OK);
+  auto answer = [send = reply(c)](cairn::expected<mvcc::txn_response, base::errc> r) {
+    send(std::move(r));
   };
   auto who = caller(&c->ctx, node_);
   if (!who) return c->finish(fail(who.error()));

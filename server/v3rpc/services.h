@@ -208,6 +208,8 @@ class kv_service final
   void serve(put_call* c);
   void serve(delete_call* c);
   void serve(txn_call* c);
+  template <class Call>
+  auto reply(Call* c);
   bool begin();  // a call is to be requested (false once stopping) ...
   void begun();  // ... or a call that came is to be served ...
   void ended();  // ... and its request event came, or its answer is on its way
